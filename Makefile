@@ -1,0 +1,35 @@
+# The README's commands. Each creates the virtual environment and installs what is missing.
+#   make lesson [LESSON=sgd]   run a lesson's notebooks on their sample data; executed copies in data/runs/
+#   make test                  pytest over tests/, then nbdev_test over every notebook
+PYTHON ?= python3
+VENV   ?= .venv
+LESSON ?= sgd
+BIN    := $(VENV)/bin
+
+# Datasets go to data/ in this repository. Where the read-only sample archives sit beside the clone
+# (../shared/datasets), they stand in for the internet; set COURSEKIT_MIRROR yourself to use another.
+export COURSEKIT_DATA   ?= $(CURDIR)/data
+export COURSEKIT_MIRROR ?= $(if $(wildcard ../shared/datasets/*.tgz),$(abspath ../shared/datasets))
+
+.PHONY: setup lesson test export clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -c "import torch, torchvision; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5); print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $@
+
+lesson: setup
+	$(BIN)/coursekit lesson $(LESSON) --out data/runs
+
+test: setup
+	$(BIN)/python -m pytest tests
+	$(BIN)/nbdev_test --timing
+
+export: setup
+	$(BIN)/nbdev_export
+
+clean:
+	rm -rf data/runs
