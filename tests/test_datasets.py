@@ -264,3 +264,11 @@ def test_two_processes_at_once(home, samples):
     assert all(p.returncode == 0 for p in procs)
     assert set(outs) == {str(home/'mnist_tiny')}
     assert len(list((home/'mnist_tiny'/'train').rglob('*.png'))) == 709 and _leftovers(home) == []
+
+
+def test_folder_left_mid_swap_is_put_back(home, tmp_path, monkeypatch):
+    "A process killed between moving the old folder aside and moving the new one in: the old one comes back."
+    _make_file(home/'.d.999999999.old'/'mine.txt', b'my edits')        # no process has that id
+    monkeypatch.setenv('COURSEKIT_MIRROR', str(tmp_path/'no-mirror'))  # nothing to download: it must not try
+    path = untar_data('https://example.com/d.tgz')
+    assert (path/'mine.txt').read_bytes() == b'my edits' and _leftovers(home) == []
