@@ -59,13 +59,15 @@ def run_notebook(src:Path, dest:Path) -> float:
     return time.time() - start
 
 # %% ../nbs/03_cli.ipynb #fca47bb3
-def list_lessons(nbs=None) -> str:
+def list_lessons() -> str:
     "A table of the lessons and their notebooks."
     lines = ['Lessons (run one with `coursekit lesson NAME`):']
     for name, (desc, files) in LESSONS.items(): lines.append(f'  {name:12s} {desc}\n  {"":12s} notebooks: {", ".join(files)}')
     return '\n'.join(lines)
 
-def run_lesson(name:str, out='coursekit-runs', nbs=None) -> list:
+_OUT = 'coursekit-runs'
+
+def run_lesson(name:str, out=_OUT, nbs=None) -> list:
     "Run every notebook of the lesson `name`, saving the executed copies in `out`; return their paths."
     done = []
     for src in lesson_notebooks(name, nbs):
@@ -82,10 +84,10 @@ def main(argv=None):
     sub = p.add_subparsers(dest='command')
     lp = sub.add_parser('lesson', help='run a lesson notebook top to bottom (no name: list the lessons)')
     lp.add_argument('name', nargs='?', help='a lesson name, or the path of a notebook')
-    lp.add_argument('--out', default='coursekit-runs', help='folder for the executed notebooks (default: %(default)s)')
+    lp.add_argument('--out', default=_OUT, help='folder for the executed notebooks (default: %(default)s)')
     lp.add_argument('--nbs', default=None, help='folder holding the lesson notebooks (default: the repository\'s nbs/)')
     args = p.parse_args(argv)
-    if args.command != 'lesson': p.print_help(); return 0 if args.command is None else 2
+    if args.command is None: p.print_help(); return 0
     if args.name is None: print(list_lessons()); return 0
     try: run_lesson(args.name, args.out, args.nbs)
     except (KeyError, FileNotFoundError) as e:

@@ -18,12 +18,17 @@ def _default_device():
     "CUDA when a GPU is visible, else the CPU."
     return torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
 
+def _cpus():
+    "The CPU cores this process may use (at most 16): the default number of data-loading workers."
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return min(16, n)
+
 @dataclass
 class Defaults:
     "Settings the course lets a student change: where tensors go, how images are coloured, how many workers load data."
     device: torch.device = field(default_factory=_default_device)
     cmap: str = 'viridis'
-    cpus: int = field(default_factory=lambda: min(16, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))
+    cpus: int = field(default_factory=_cpus)
 
 defaults = Defaults()
 

@@ -199,9 +199,9 @@ def _writable_folder(folder:Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as e:
-        raise PermissionError(f"coursekit cannot write to the folder {folder} ({e.strerror or e}). Choose a "
-            f"folder you can write to with the COURSEKIT_DATA environment variable, or set data_path in "
-            f"{Config.path()}. Nothing was downloaded.") from None
+        raise PermissionError(f"coursekit cannot write to the folder {folder} ({e.strerror or e}). Nothing was "
+            f"downloaded. Choose a folder you can write to: the COURSEKIT_DATA environment variable (or data_path "
+            f"in {Config.path()}) for datasets, COURSEKIT_MODELS for models, or the `dest` argument.") from None
     return folder
 
 def _open_source(src:str, url:str):
