@@ -66,16 +66,20 @@ class URLs(metaclass=_URLsMeta):
 # %% ../nbs/01_datasets.ipynb #85576a18
 _EXTS = ('.tar.gz', '.tgz', '.tar', '.zip')
 
+def _last_part(url:str) -> str:
+    "The last part of `url`'s path: `oxford-iiit-pet.tgz` for `URLs.PETS`."
+    return urlparse(str(url)).path.rstrip('/').split('/')[-1]
+
 def url2name(url:str) -> str:
     "The dataset's name: the last part of `url` without its archive extension."
-    last = urlparse(str(url)).path.rstrip('/').split('/')[-1]
+    last = _last_part(url)
     for ext in _EXTS:
         if last.endswith(ext): return last[:-len(ext)]
     return last
 
 def _archive_name(url:str) -> str:
     "The file name of the archive behind `url` (`.tgz` when the URL gives no extension, as in fastai v1)."
-    last = urlparse(str(url)).path.rstrip('/').split('/')[-1]
+    last = _last_part(url)
     return last if last.endswith(_EXTS) else f'{last}.tgz'
 
 # %% ../nbs/01_datasets.ipynb #a7233edc
@@ -256,8 +260,8 @@ def download_data(url:str, fname=None, data:bool=True, force_download:bool=False
     src = _source(url)
     print(f'Downloading {src}')
     _fetch(src, fname, url)
-    if check is not None and _file_check(fname) != check:
-        got = _file_check(fname); fname.unlink()
+    if check is not None and (got := _file_check(fname)) != check:
+        fname.unlink()
         raise DownloadError(f"{src} downloaded, but it is {got[0]:,} bytes with MD5 {got[1]} where {check[0]:,} bytes "
             f"with MD5 {check[1]} were expected; it was deleted. Run the same line again; if it keeps failing, the file online has changed.")
     return fname
