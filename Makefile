@@ -1,6 +1,7 @@
 # The README's commands. Each creates the virtual environment and installs what is missing.
 #   make lesson [LESSON=sgd]   run a lesson's notebooks on their sample data; executed copies in data/runs/
 #   make test                  pytest over tests/, then nbdev_test over every notebook
+#   make bench                 Learner.fit against a plain PyTorch loop (prints the time ratio)
 PYTHON ?= python3
 VENV   ?= .venv
 LESSON ?= sgd
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 export COURSEKIT_DATA   ?= $(CURDIR)/data
 export COURSEKIT_MIRROR ?= $(if $(wildcard ../shared/datasets/*.tgz),$(abspath ../shared/datasets))
 
-.PHONY: setup lesson test export clean
+.PHONY: setup lesson test export bench clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: settings.ini setup.py
@@ -30,6 +31,9 @@ test: setup
 
 export: setup
 	$(BIN)/nbdev_export
+
+bench: setup
+	$(BIN)/python benchmarks/bench_fit.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data/runs

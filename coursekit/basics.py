@@ -20,11 +20,13 @@ import torch.nn.functional as F
 from torch import LongTensor, Tensor, nn, optim
 from torch.utils.data import TensorDataset
 
-from .core import defaults, Defaults, tensor, listify, set_seed, to_device, to_cpu, to_np
-from .datasets import URLs, Config, untar_data, download_data, url2name, DownloadError, ArchiveError
+from . import core, datasets, data, layers, optim as _optim, metrics, callback, recorder, learner
+from .callbacks import schedule, grad, tracker
 
-# %% ../nbs/02_basics.ipynb #13e28a86
+# %% ../nbs/02_basics.ipynb #e94c6554
+_modules = [core, datasets, data, layers, _optim, metrics, callback, recorder, schedule, grad, tracker, learner]
 _std = ['np', 'pd', 'plt', 'torch', 'nn', 'F', 'optim', 'Path', 'partial', 'gc', 'gzip', 'pickle', 'PIL', 'random',
         're', 'math', 'itemgetter', 'TensorDataset', 'Tensor', 'LongTensor']
-__all__ = _std + ['defaults', 'Defaults', 'tensor', 'listify', 'set_seed', 'to_device', 'to_cpu', 'to_np',
-                  'URLs', 'Config', 'untar_data', 'download_data', 'url2name', 'DownloadError', 'ArchiveError']
+_own = {name: getattr(m, name) for m in _modules for name in m.__all__}
+globals().update(_own)
+__all__ = _std + list(_own)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 # %% ../nbs/03_cli.ipynb #9c4e9b8e
 LESSONS = {
-    'sgd': ('SGD from scratch: fitting a line (lesson 2), then MNIST by hand with weight decay (lesson 5)',
+    'sgd': ('SGD from scratch: fitting a line (lesson 2), then MNIST by hand with weight decay and with a Learner (lesson 5)',
             ['10_sgd_1_linear.ipynb', '11_sgd_2_mnist.ipynb']),
+    'regularization': ('Dropout and batchnorm written from scratch, checked against PyTorch, used on MNIST (lesson 6)',
+                       ['12_regularization.ipynb']),
 }
 
 # %% ../nbs/03_cli.ipynb #d7b76013

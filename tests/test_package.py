@@ -17,7 +17,22 @@ def test_star_import_gives_the_lessons_names(entry):
                'print(" ".join(sorted(names)))')
     names = set(out.split())
     for n in ('np pd plt torch nn F optim Path partial gc gzip pickle PIL random re math itemgetter TensorDataset '
-              'Tensor LongTensor defaults tensor untar_data URLs Config set_seed to_device').split():
+              'Tensor LongTensor defaults tensor untar_data URLs Config set_seed to_device DataBunch DatasetType load_data '
+              'Learner load_learner lr_find fit_one_cycle accuracy error_rate top_k_accuracy accuracy_thresh fbeta dice '
+              'exp_rmspe mean_squared_error root_mean_squared_error mean_absolute_error r2_score Flatten bn_drop_lin '
+              'conv_layer res_block MergeLayer SequentialEx NormType AdaptiveConcatPool2d SigmoidRange simple_cnn embedding '
+              'MSELossFlat CrossEntropyFlat BCEWithLogitsFlat children requires_grad Callback Recorder CSVLogger '
+              'EarlyStoppingCallback SaveModelCallback TerminateOnNaN GradientClipping').split():
+        assert n in names, n
+    assert not [n for n in names if n.startswith('_')]
+
+
+def test_callbacks_entry_point():
+    out = _run('from coursekit.callbacks import *\n'
+               'names = [k for k in dir() if not k.startswith("__")]\n'
+               'print(" ".join(sorted(names)))')
+    names = set(out.split())
+    for n in 'Callback Recorder CSVLogger OneCycleScheduler LRFinder GradientClipping MixedPrecision EarlyStoppingCallback SaveModelCallback'.split():
         assert n in names, n
     assert not [n for n in names if n.startswith('_')]
 
@@ -47,8 +62,8 @@ def test_torchvision_ops_work():
 
 def test_modules_declare_all():
     import importlib, pkgutil, coursekit
-    for m in pkgutil.iter_modules(coursekit.__path__):
-        if m.name.startswith('_'): continue
-        mod = importlib.import_module(f'coursekit.{m.name}')
-        assert isinstance(getattr(mod, '__all__', None), list), f'coursekit.{m.name} has no __all__'
-        for n in mod.__all__: assert hasattr(mod, n), f'coursekit.{m.name}.__all__ names {n}, which does not exist'
+    for m in pkgutil.walk_packages(coursekit.__path__, 'coursekit.'):
+        if m.name.split('.')[-1].startswith('_'): continue
+        mod = importlib.import_module(m.name)
+        assert isinstance(getattr(mod, '__all__', None), list), f'{m.name} has no __all__'
+        for n in mod.__all__: assert hasattr(mod, n), f'{m.name}.__all__ names {n}, which does not exist'
