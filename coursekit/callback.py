@@ -6,7 +6,7 @@
 __all__ = ['events', 'CancelBatch', 'CancelStep', 'CancelEpoch', 'CancelFit', 'Callback', 'make_callback']
 
 # %% ../nbs/24_callback.ipynb #8cf313a1
-import inspect
+import inspect, warnings
 from functools import partial
 
 # %% ../nbs/24_callback.ipynb #f2c6de90
@@ -23,9 +23,21 @@ class CancelFit(Exception):
     "Raise to end training now (`after_fit` still runs)."
 
 # %% ../nbs/24_callback.ipynb #b192caca
+_v1_events = dict(on_train_begin='before_fit', on_epoch_begin='before_epoch', on_batch_begin='before_batch',
+                  on_loss_begin='after_pred', on_backward_begin='after_loss', on_backward_end='after_backward',
+                  on_step_end='after_step', on_batch_end='after_batch', on_epoch_end='after_epoch', on_train_end='after_fit')
+
 class Callback:
     "Base class: define methods named after `events`; `self.learn` is the learner. Lower `order` runs first."
     order, learn = 0, None
+
+    def __init_subclass__(cls, **kwargs):
+        "Warn about methods named after fastai v1's events, which coursekit never calls."
+        super().__init_subclass__(**kwargs)
+        for old, new in _v1_events.items():
+            if old in vars(cls):
+                warnings.warn(f'{cls.__name__}.{old} will never be called: coursekit names that event `{new}` '
+                              f'(the method takes no arguments and reads the learner as `self.learn`).', stacklevel=2)
 
     def __call__(self, event:str):
         "Run this callback's method for `event`, if it has one."

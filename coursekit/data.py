@@ -129,8 +129,10 @@ class DataBunch:
 
     @property
     def classes(self):
-        "The class names, when the training set has them."
+        "The class names, when the training set has them; assignable."
         return self._classes if self._classes is not None else getattr(self.train_ds, 'classes', None)
+    @classes.setter
+    def classes(self, v): self._classes = list(v)
 
     @property
     def loss_func(self):
@@ -176,8 +178,12 @@ class DataBunch:
         return ds.show_xys(xb[:rows], yb[:rows], **kwargs)
 
     def add_test(self, test, num_workers=None):
-        "Add a test set: a dataset, or inputs (a tensor or array) that have no labels."
-        ds = test if isinstance(test, Dataset) else TensorDataset(torch.as_tensor(test), torch.zeros(len(test)))
+        "Add a test set: a dataset, or inputs (a tensor, an array or a list of tensors) that have no labels."
+        if isinstance(test, TensorDataset) and len(test.tensors) == 1: test = test.tensors[0]
+        if isinstance(test, Dataset): ds = test
+        else:
+            x = torch.stack(list(test)) if isinstance(test, (list, tuple)) and torch.is_tensor(test[0]) else torch.as_tensor(test)
+            ds = TensorDataset(x, torch.zeros(len(x)))
         dl = self.train_dl
         self.test_dl = DeviceDataLoader(_loader(ds, self.fix_dl.batch_size, False, num_workers, self.device, dl.dl.collate_fn),
                                         self.device, list(dl.tfms))
@@ -185,6 +191,15 @@ class DataBunch:
     def export_state(self) -> dict:
         "What inference needs to know about this data (plain data, for `learn.export`)."
         return {'cls': qualname(type(self)), 'classes': self.classes, 'c': self.c}
+
+    def export(self, fname='export.pkl'):
+        "Save what inference needs (`export_state`) to `self.path/fname`, to reload with `load_empty`."
+        return atomic_save(self.export_state(), self.path/fname)
+
+    @classmethod
+    def load_empty(cls, path, fname='export.pkl', device=None):
+        "The item-less `DataBunch` that `data.export(fname)` saved in `path`."
+        return cls.from_export(torch.load(Path(path)/fname, map_location='cpu', weights_only=True), path=path, device=device)
 
     @classmethod
     def from_export(cls, state:dict, path='.', device=None):

@@ -145,9 +145,10 @@ def requires_grad(m:nn.Module, b:bool=None):
     for p in ps: p.requires_grad_(b)
 
 def flatten_model(m:nn.Module) -> list:
-    "The innermost layers of `m` (modules without children), in order."
+    "The innermost layers of `m` (modules without children, or with weight or spectral norm), in order."
     kids = children(m)
-    return [m] if not kids else [l for k in kids for l in flatten_model(k)]
+    if not kids or nn.utils.parametrize.is_parametrized(m): return [m]
+    return [l for k in kids for l in flatten_model(k)]
 
 # %% ../nbs/21_layers.ipynb #245eed91
 class FlattenedLoss:

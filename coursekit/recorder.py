@@ -14,7 +14,7 @@ from fastprogress.fastprogress import master_bar, progress_bar, format_time
 
 from .callback import Callback
 
-# %% ../nbs/27_recorder.ipynb #2fa3233d
+# %% ../nbs/27_recorder.ipynb #76117834
 def _skip(xs, start:int, end:int) -> list:
     "`xs` without its first `start` and last `end` values."
     return list(xs)[start:len(xs) - end]
@@ -48,7 +48,7 @@ class Recorder(Callback):
             self.mbar.write(self.names, table=True)
 
     def before_epoch(self):
-        self.start, self._batches = time.time(), 0
+        self.start, self._batches, self._open = time.time(), 0, True
         if self.mbar: self.mbar.update(self.learn.epoch)
 
     def _bar(self):
@@ -76,8 +76,11 @@ class Recorder(Callback):
         if self.add_time: row.append(format_time(time.time() - self.start))
         self.history.append(dict(zip(self.names, row)))
         if self.mbar: self.mbar.write([_fmt(v) for v in row], table=True)
+        self._open = False
 
     def after_fit(self):
+        "Record an epoch that training left half-way (stopped or interrupted), so that every list counts it."
+        if getattr(self, '_open', False) and self._batches: self.after_epoch()
         if self.mbar: self.mbar.on_iter_end()
         self.mbar = None
 
@@ -106,8 +109,7 @@ class Recorder(Callback):
 
     def plot_losses(self, skip_start:int=0, skip_end:int=0, last:int=None, return_fig:bool=False):
         "Plot the training loss per batch and the validation loss per epoch."
-        nb = self.nb_batches if last is None else self.nb_batches[-last:]
-        first = len(self.losses) - int(np.sum(nb))
+        first = 0 if last is None else max(0, len(self.losses) - int(np.sum(self.nb_batches[-last:])))
         iters = list(range(len(self.losses)))[first:]
         losses = self.losses[first:]
         fig, ax = plt.subplots(1, 1)
@@ -133,7 +135,7 @@ class Recorder(Callback):
 
     def plot_metrics(self, return_fig:bool=False):
         "Plot each metric at the end of each epoch."
-        names = self.learn.metric_names
+        names = self.learn.metric_names if self.learn else []
         if not names: print('There are no metrics to plot: pass metrics=... to the Learner.'); return None
         ends = np.cumsum(self.nb_batches)
         fig, axs = plt.subplots(len(names), 1, figsize=(6, 4*len(names)), squeeze=False)
@@ -143,11 +145,11 @@ class Recorder(Callback):
             ax.set_title(n); ax.set_xlabel('Batches processed')
         if return_fig: return fig
 
-# %% ../nbs/27_recorder.ipynb #e108f5e0
+# %% ../nbs/27_recorder.ipynb #ccf6c798
 class CSVLogger(Callback):
-    "Write the recorder's table to `learn.path/filename.csv` (appending to it if `append`)."
+    "Write the recorder's table to `learn.path/filename.csv` (appending to it if `append`); `learn` first, as in fastai v1."
     order = 5
-    def __init__(self, filename:str='history', append:bool=False): self.filename, self.append = filename, append
+    def __init__(self, learn=None, filename:str='history', append:bool=False): self.filename, self.append = filename, append
 
     @property
     def path(self): return self.learn.path/f'{self.filename}.csv'

@@ -37,7 +37,7 @@ def test_keyboard_interrupt_leaves_learner_usable():
     r = learn.recorder
     n = len(learn.data.train_dl)
     assert len(r.losses) == len(r.lrs) == len(r.moms) == n + 3  # batches recorded up to the interrupt
-    assert len(r.val_losses) == 1 and r.nb_batches == [n]
+    assert r.nb_batches == [n, 3] and len(r.val_losses) == 2 and r.val_losses[1] is None  # the interrupted epoch counts
     assert learn.cbs == [] and not learn.training
     assert all(p.grad is None for p in learn.model.parameters())
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
@@ -62,8 +62,8 @@ def test_lr_find_on_short_data_runs_several_epochs_and_twice():
         set_seed(3); learn.lr_find(num_it=30, stop_div=False)
     lrs = learn.recorder.lrs
     assert len(lrs) == 30 and math.isclose(lrs[-1], 1e-7*(1e8)**(29/30))
-    assert learn.recorder.nb_batches == [4]*7  # 8 epochs, the last one cut short by the end of the sweep
-    assert learn.recorder.val_losses == [None]*7  # no validation during the sweep
+    assert learn.recorder.nb_batches == [4]*7 + [2]  # 8 epochs, the last one cut short by the end of the sweep
+    assert learn.recorder.val_losses == [None]*8  # no validation during the sweep
     for k, v in learn.model.state_dict().items(): assert torch.equal(v, before[k]), k
     with contextlib.redirect_stdout(out):
         set_seed(3); learn.lr_find(num_it=30, stop_div=False)
@@ -192,7 +192,7 @@ def test_csv_logger_and_gradient_clipping(tmp_path):
         def after_backward(self):
             norms.append(float(torch.norm(torch.stack([p.grad.norm() for p in self.learn.model.parameters()]))))
     learn = Learner(tiny_data(), tiny_model(), metrics=accuracy, path=tmp_path, silent=True)
-    learn.fit(2, 1e-1, callbacks=[CSVLogger(), GradientClipping(0.05), Norm()])
+    learn.fit(2, 1e-1, callbacks=[CSVLogger(learn), GradientClipping(learn, clip=0.05), Norm()])  # fastai v1's call forms
     assert max(norms) <= 0.05 + 1e-6
     df = CSVLogger(); df.learn = learn
     t = df.read_logged_file()

@@ -15,9 +15,9 @@ from ..callback import Callback, CancelStep
 
 # %% ../../nbs/26_grad.ipynb #3fc570ca
 class GradientClipping(Callback):
-    "Rescale the gradients so that their total norm is at most `clip`."
+    "Rescale the gradients so that their total norm is at most `clip`; `learn` first, as in fastai v1."
     order = 20  # after mixed precision has unscaled them
-    def __init__(self, clip:float=0.): self.clip = clip
+    def __init__(self, learn=None, clip:float=0.): self.clip = clip
     def after_backward(self):
         if self.clip: nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.clip)
 
