@@ -164,9 +164,7 @@ class DataBunch:
         "A batch of one `(xb, yb)` made from `item` (encoded by the dataset when it knows how), on the device."
         ds = self.train_ds
         x = ds.encode(item) if hasattr(ds, 'encode') else torch.as_tensor(item)
-        b = (to_device(default_collate([x]), self.device), torch.zeros(1, device=self.device))
-        for t in (self.train_dl.tfms if self.train_dl else []): b = t(b)
-        return b
+        return self.train_dl.proc_batch((default_collate([x]), torch.zeros(1)))
 
     def show_batch(self, rows=5, ds_type=DatasetType.Train, **kwargs):
         "Show `rows` examples of a batch: the dataset decides how (`show_xys`)."

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import listify, to_device, atomic_save
+from .core import listify, to_device, atomic_save, unwrap_partial
 from .data import DatasetType
 from .layers import FlattenedLoss, flatten_model, requires_grad
 from .export import load_weights, write_export, read_export
@@ -36,26 +36,24 @@ def _shape(b):
     "The shape(s) of a batch part, for messages."
     return [tuple(t.shape) for t in b] if isinstance(b, (list, tuple)) else tuple(getattr(b, 'shape', ()))
 
-def _bare(f):
-    "A function under its `partial`s."
-    while isinstance(f, partial): f = f.func
-    return f
+def _torch_loss_kind(loss_func):
+    "`'ce'` for PyTorch's cross-entropy, `'bce'` for its binary cross-entropy on logits, else `None`."
+    f = unwrap_partial(loss_func)
+    if isinstance(f, nn.CrossEntropyLoss) or f is F.cross_entropy: return 'ce'
+    if isinstance(f, nn.BCEWithLogitsLoss) or f is F.binary_cross_entropy_with_logits: return 'bce'
+    return None
+
+def _noop(o): return o
 
 def _activation(loss_func):
     "What turns outputs into predictions for `loss_func`: softmax, sigmoid, or nothing."
     if isinstance(loss_func, FlattenedLoss): return loss_func.activation
-    f = _bare(loss_func)
-    if isinstance(f, nn.CrossEntropyLoss) or f is F.cross_entropy: return partial(F.softmax, dim=1)
-    if isinstance(f, nn.BCEWithLogitsLoss) or f is F.binary_cross_entropy_with_logits: return torch.sigmoid
-    return lambda o: o
+    return {'ce': partial(F.softmax, dim=1), 'bce': torch.sigmoid}.get(_torch_loss_kind(loss_func), _noop)
 
 def _decodes(loss_func):
     "What turns predictions into decisions for `loss_func`: argmax, a threshold, or nothing."
     if isinstance(loss_func, FlattenedLoss): return loss_func.decodes
-    f = _bare(loss_func)
-    if isinstance(f, nn.CrossEntropyLoss) or f is F.cross_entropy: return partial(torch.argmax, dim=1)
-    if isinstance(f, nn.BCEWithLogitsLoss) or f is F.binary_cross_entropy_with_logits: return lambda p: p > 0.5
-    return lambda o: o
+    return {'ce': partial(torch.argmax, dim=1), 'bce': lambda p: p > 0.5}.get(_torch_loss_kind(loss_func), _noop)
 
 def _per_item_loss(loss_func, out, yb):
     "The loss of every item (every element for outputs like masks), not reduced."
@@ -117,6 +115,11 @@ class Learner:
     @property
     def metric_names(self) -> list: return [to_metric(m).name for m in self.metrics]
 
+    def _attach(self, cbs):
+        "Make `cbs` the callbacks of the run that starts, in order, each knowing this learner."
+        self.cbs = sorted(cbs, key=lambda cb: cb.order)
+        for cb in self.cbs: cb.learn = self
+
     def __call__(self, event:str):
         "Fire `event` on every attached callback, in order."
         for cb in self.cbs: cb(event)
@@ -138,9 +141,7 @@ class Learner:
         if self.opt is None: self.create_opt(lr, wd)
         else: self.opt.lr, self.opt.wd = lr, wd
         self.opt.zero_grad()
-        cbs = [self.recorder, TerminateOnNaN(), *self.callbacks, *(make_callback(f, self) for f in self.callback_fns), *listify(callbacks)]
-        self.cbs = sorted(cbs, key=lambda cb: cb.order)
-        for cb in self.cbs: cb.learn = self
+        self._attach([self.recorder, TerminateOnNaN(), *self.callbacks, *(make_callback(f, self) for f in self.callback_fns), *listify(callbacks)])
         self.n_epoch, self.epoch = epochs, 0
         try:
             self('before_fit')
@@ -230,8 +231,7 @@ def _validate_public(self, dl=None, callbacks=None, metrics=None):
     dl = dl if dl is not None else self.data.valid_dl
     saved = self.metrics
     if metrics is not None: self.metrics = listify(metrics)
-    self.cbs = sorted(listify(callbacks), key=lambda cb: cb.order)
-    for cb in self.cbs: cb.learn = self
+    self._attach(listify(callbacks))
     try: res = self._validate(dl) if dl is not None else None
     finally: self.cbs, self.metrics, self.training = [], saved, False
     if res is None:

@@ -12,10 +12,12 @@ from functools import partial
 
 import torch
 
+from .core import unwrap_partial
+
 # %% ../nbs/23_metrics.ipynb #6be0d4db
 def _func_name(f) -> str:
     "The column name of metric `f` (a function, or a `partial` of one)."
-    while isinstance(f, partial): f = f.func
+    f = unwrap_partial(f)
     return getattr(f, '__name__', type(f).__name__)
 
 class Metric:
@@ -50,8 +52,7 @@ def whole_set(f):
 def to_metric(m) -> Metric:
     "A `Metric` for `m`: a `Metric` as it is; a function (or `partial`) by the kind it asks for, else averaged."
     if isinstance(m, Metric): return m
-    f = m
-    while isinstance(f, partial): f = f.func
+    f = unwrap_partial(m)
     if not callable(f): raise TypeError(f'{m!r} is not a metric: pass functions (predictions, targets) -> number.')
     return getattr(f, 'metric_cls', AvgMetric)(m)
 

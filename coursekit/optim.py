@@ -49,31 +49,31 @@ class OptimWrapper:
             raise ValueError(f'{len(vs)} values of {name} for {len(self.layer_groups)} layer groups: give one per group, or a single one.')
         return [float(x) for x in vs]
 
+    def _write(self, key:str, vals, pos:int=None):
+        "Set PyTorch's `key` (item `pos` of it, for `betas`) in both parameter groups of each layer group to its value in `vals`."
+        for i, pg in enumerate(self.opt.param_groups):
+            v = vals[i//2]
+            pg[key] = v if pos is None else tuple(v if j == pos else old for j, old in enumerate(pg[key]))
+
     lr = property(lambda self: self._lr, doc="The learning rate of each layer group.")
     @lr.setter
     def lr(self, v):
         self._lr = self._per_group(v, 'lr')
-        for i, pg in enumerate(self.opt.param_groups): pg['lr'] = self._lr[i//2]
+        self._write('lr', self._lr)
 
     mom = property(lambda self: self._mom, doc="The momentum of each layer group.")
     @mom.setter
     def mom(self, v):
         if self._mom_key is None: return
         self._mom = self._per_group(v, 'mom')
-        for i, pg in enumerate(self.opt.param_groups):
-            m = self._mom[i//2]
-            if self._mom_key == 'betas': pg['betas'] = (m, pg['betas'][1])
-            else: pg['momentum'] = m
+        self._write(self._mom_key, self._mom, 0 if self._mom_key == 'betas' else None)
 
     beta = property(lambda self: self._beta, doc="Adam's second beta (RMSprop's alpha) of each layer group.")
     @beta.setter
     def beta(self, v):
         if self._beta_key is None: return
         self._beta = self._per_group(v, 'beta')
-        for i, pg in enumerate(self.opt.param_groups):
-            b = self._beta[i//2]
-            if self._beta_key == 'betas': pg['betas'] = (pg['betas'][0], b)
-            else: pg['alpha'] = b
+        self._write(self._beta_key, self._beta, 1 if self._beta_key == 'betas' else None)
 
     wd = property(lambda self: self._wd, doc="The weight decay of each layer group.")
     @wd.setter
