@@ -147,7 +147,7 @@ class DataBunch:
     def dl(self, ds_type=DatasetType.Valid):
         "The loader for `ds_type`."
         dl = {DatasetType.Train: self.train_dl, DatasetType.Valid: self.valid_dl, DatasetType.Test: self.test_dl,
-              DatasetType.Fix: self.fix_dl}[DatasetType(ds_type)]
+              DatasetType.Fix: self.fix_dl}.get(DatasetType(ds_type))
         if dl is None: raise ValueError(f'This DataBunch has no {DatasetType(ds_type).name} set.')
         return dl
 
@@ -183,7 +183,8 @@ class DataBunch:
             x = torch.stack(list(test)) if isinstance(test, (list, tuple)) and torch.is_tensor(test[0]) else torch.as_tensor(test)
             ds = TensorDataset(x, torch.zeros(len(x)))
         dl = self.train_dl
-        self.test_dl = DeviceDataLoader(_loader(ds, self.fix_dl.batch_size, False, num_workers, self.device, dl.dl.collate_fn),
+        bs = (self.valid_dl or dl).batch_size
+        self.test_dl = DeviceDataLoader(_loader(ds, bs, False, num_workers, self.device, dl.dl.collate_fn),
                                         self.device, list(dl.tfms))
 
     def export_state(self) -> dict:

@@ -21,7 +21,7 @@ from .layers import FlattenedLoss, flatten_model, requires_grad
 from .export import load_weights, write_export, read_export
 from .optim import OptimWrapper, bn_types
 from .metrics import to_metric
-from .callback import CancelBatch, CancelStep, CancelEpoch, CancelFit, make_callback
+from .callback import CancelBatch, CancelStep, CancelEpoch, CancelFit, events, make_callback
 from .recorder import Recorder
 from .callbacks.schedule import OneCycleScheduler, LRFinder
 from .callbacks.grad import MixedPrecision, _fp16_supported
@@ -108,7 +108,8 @@ class Learner:
         _check_groups(self.model, self.layer_groups)
         self.recorder = Recorder(add_time=add_time, silent=silent)
         self.recorder.learn = self
-        self.opt, self.cbs, self.training, self.loss, self.val_results = None, [], False, None, None
+        self.opt, self.training, self.loss, self.val_results = None, False, None, None
+        self._attach([])
 
     def __repr__(self): return f'Learner(data={self.data!r}, model={type(self.model).__name__}, loss_func={self.loss_func!r})'
 
@@ -119,10 +120,11 @@ class Learner:
         "Make `cbs` the callbacks of the run that starts, in order, each knowing this learner."
         self.cbs = sorted(cbs, key=lambda cb: cb.order)
         for cb in self.cbs: cb.learn = self
+        self._handlers = {e: [getattr(cb, e) for cb in self.cbs if hasattr(cb, e)] for e in events}
 
     def __call__(self, event:str):
         "Fire `event` on every attached callback, in order."
-        for cb in self.cbs: cb(event)
+        for h in self._handlers[event]: h()
 
     def create_opt(self, lr, wd=0.):
         "A fresh `OptimWrapper` over the layer groups."
@@ -157,7 +159,7 @@ class Learner:
         finally:
             self.training = False
             try: self('after_fit')
-            finally: self.cbs = []
+            finally: self._attach([])
 
     def _train_epoch(self):
         self.model.train(); self.training, self.dl = True, self.data.train_dl
@@ -210,18 +212,22 @@ class Learner:
         return [float(total/count)] + [m.value for m in mets] if count else None
 
 # %% ../nbs/29_learner.ipynb #063fa7d9
+def _eval_forward(self, xb):
+    "The model's outputs for the batch input `xb`, in evaluation mode, without gradients."
+    self.model.eval()
+    with torch.no_grad(): return self.model(*_inputs(to_device(xb, self.data.device)))
+
 def _get_preds(self, ds_type=DatasetType.Valid, with_loss:bool=False, n_batch:int=None, activ=None):
     "`[predictions, targets]` (plus per-item losses if `with_loss`) for the `ds_type` set, in dataset order."
     dl = self.data.dl(DatasetType.Fix if ds_type == DatasetType.Train else ds_type)
     activ = activ or _activation(self.loss_func)
     preds, targs, losses = [], [], []
-    self.model.eval()
-    with torch.no_grad():
-        for i, (xb, yb) in enumerate(dl):
-            if n_batch is not None and i >= n_batch: break
-            out = self.model(*_inputs(xb))
-            preds.append(activ(out).cpu()); targs.append(yb.cpu())
-            if with_loss: losses.append(_per_item_loss(self.loss_func, out, yb).cpu())
+    for i, (xb, yb) in enumerate(dl):
+        if n_batch is not None and i >= n_batch: break
+        out = self._eval_forward(xb)
+        preds.append(activ(out).cpu()); targs.append(yb.cpu())
+        if with_loss:
+            with torch.no_grad(): losses.append(_per_item_loss(self.loss_func, out, yb).cpu())
     if not preds: raise ValueError(f'The {DatasetType(ds_type).name} set is empty: there is nothing to predict.')
     res = [torch.cat(preds), torch.cat(targs)]
     return res + [torch.cat(losses)] if with_loss else res
@@ -233,7 +239,7 @@ def _validate_public(self, dl=None, callbacks=None, metrics=None):
     if metrics is not None: self.metrics = listify(metrics)
     self._attach(listify(callbacks))
     try: res = self._validate(dl) if dl is not None else None
-    finally: self.cbs, self.metrics, self.training = [], saved, False
+    finally: self._attach([]); self.metrics, self.training = saved, False
     if res is None:
         warnings.warn('The validation set is empty: there is no loss or metric to compute.')
         return [None]*(1 + len(self.metric_names))
@@ -249,20 +255,17 @@ def _label(dec, classes):
 def _predict(self, item):
     "`(decoded label, decoded prediction, activated outputs)` for one item."
     xb, _ = self.data.one_item(item)
-    self.model.eval()
-    with torch.no_grad(): out = self.model(*_inputs(xb))
-    probs = _activation(self.loss_func)(out)
+    probs = _activation(self.loss_func)(self._eval_forward(xb))
     dec = _decodes(self.loss_func)(probs)
     return _label(dec[0].cpu(), self.data.classes), dec[0].cpu(), probs[0].cpu()
 
 def _pred_batch(self, ds_type=DatasetType.Valid, batch=None):
     "The activated predictions for `batch` (default: the first batch of the `ds_type` set)."
     xb, _ = batch if batch is not None else self.data.one_batch(ds_type, cpu=False)
-    self.model.eval()
-    with torch.no_grad(): out = self.model(*_inputs(to_device(xb, self.data.device)))
-    return _activation(self.loss_func)(out).cpu()
+    return _activation(self.loss_func)(self._eval_forward(xb)).cpu()
 
-Learner.get_preds, Learner.validate, Learner.predict, Learner.pred_batch = _get_preds, _validate_public, _predict, _pred_batch
+Learner._eval_forward, Learner.get_preds, Learner.validate = _eval_forward, _get_preds, _validate_public
+Learner.predict, Learner.pred_batch = _predict, _pred_batch
 
 # %% ../nbs/29_learner.ipynb #24108352
 def _fit_one_cycle(self, cyc_len:int, max_lr=slice(3e-3), moms=(0.95, 0.85), div_factor:float=25., pct_start:float=0.3,

@@ -106,7 +106,8 @@ class DiceMetric(Metric):
         self.inter, self.union = self.inter + i, self.union + u
     @property
     def value(self):
-        kw = self.func.keywords if isinstance(self.func, partial) else {}
+        kw, f = {}, self.func
+        while isinstance(f, partial): kw, f = {**f.keywords, **kw}, f.func
         return float(_dice_value(self.inter, self.union, **kw))
 
 def dice(input, targs, iou:bool=False, eps:float=1e-8):

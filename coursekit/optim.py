@@ -35,6 +35,7 @@ class OptimWrapper:
         pg = self.opt.param_groups[0]
         self._mom_key = 'betas' if 'betas' in pg else 'momentum' if 'momentum' in pg else None
         self._beta_key = 'betas' if 'betas' in pg else 'alpha' if 'alpha' in pg else None
+        self._mom = self._beta = None
         self.lr, self.wd = lr, wd
         if self._mom_key: self.mom = pg['betas'][0] if self._mom_key == 'betas' else pg['momentum']
         if self._beta_key: self.beta = pg['betas'][1] if self._beta_key == 'betas' else pg['alpha']
@@ -61,7 +62,7 @@ class OptimWrapper:
         self._lr = self._per_group(v, 'lr')
         self._write('lr', self._lr)
 
-    mom = property(lambda self: self._mom, doc="The momentum of each layer group.")
+    mom = property(lambda self: self._mom, doc="The momentum of each layer group (None for optimizers without one).")
     @mom.setter
     def mom(self, v):
         if self._mom_key is None: return
@@ -79,17 +80,16 @@ class OptimWrapper:
     @wd.setter
     def wd(self, v):
         self._wd = self._per_group(v, 'wd')
-        for i, pg in enumerate(self.opt.param_groups):
-            applies = i % 2 == 0 or self.bn_wd
-            pg['weight_decay'] = 0. if self.true_wd or not applies else self._wd[i//2]
+        # the decay of each PyTorch parameter group: batchnorm and biases (odd groups) only if bn_wd
+        self._pg_wd = [0. if i % 2 and not self.bn_wd else self._wd[i//2] for i in range(len(self.opt.param_groups))]
+        for pg, wd in zip(self.opt.param_groups, self._pg_wd): pg['weight_decay'] = 0. if self.true_wd else wd
 
     def step(self):
         "Decoupled weight decay (if `true_wd`), then the optimizer's step."
         if self.true_wd:
             with torch.no_grad():
-                for i, pg in enumerate(self.opt.param_groups):
-                    wd = self._wd[i//2]
-                    if wd == 0 or (i % 2 and not self.bn_wd): continue
+                for pg, wd in zip(self.opt.param_groups, self._pg_wd):
+                    if wd == 0: continue
                     ps = [p for p in pg['params'] if p.grad is not None]
                     if ps: torch._foreach_mul_(ps, 1 - pg['lr']*wd)
         self.opt.step()
@@ -98,8 +98,7 @@ class OptimWrapper:
 
     def state_dict(self):
         "The optimizer's state and the hyper-parameters of every layer group."
-        return {'opt': self.opt.state_dict(), 'lr': self._lr, 'wd': self._wd,
-                'mom': getattr(self, '_mom', None), 'beta': getattr(self, '_beta', None)}
+        return {'opt': self.opt.state_dict(), 'lr': self._lr, 'wd': self._wd, 'mom': self._mom, 'beta': self._beta}
 
     def load_state_dict(self, sd):
         "Restore what `state_dict` returned."

@@ -30,8 +30,12 @@ class Recorder(Callback):
 
     def __init__(self, add_time:bool=True, silent:bool=False, beta:float=0.98):
         self.add_time, self.silent, self.beta = add_time, silent, beta
+        self._reset()
+
+    def _reset(self):
+        "Empty records, for a new fit."
         self.lrs, self.moms, self.losses, self.val_losses, self.metrics, self.nb_batches, self.history = [], [], [], [], [], [], []
-        self.smooth_loss, self.mbar = math.nan, None
+        self._avg, self._n, self.smooth_loss, self.mbar = 0., 0, math.nan, None
 
     @property
     def names(self) -> list:
@@ -39,9 +43,7 @@ class Recorder(Callback):
         return ['epoch', 'train_loss', 'valid_loss', *self.learn.metric_names] + (['time'] if self.add_time else [])
 
     def before_fit(self):
-        self.lrs, self.moms, self.losses, self.val_losses, self.metrics, self.nb_batches, self.history = [], [], [], [], [], [], []
-        self._avg, self._n, self.smooth_loss = 0., 0, math.nan
-        self.mbar = None
+        self._reset()
         if not self.silent:
             self.mbar = master_bar(list(range(self.learn.n_epoch)))
             self.mbar.on_iter_begin()
@@ -64,7 +66,7 @@ class Recorder(Callback):
         self._avg = self.beta*self._avg + (1 - self.beta)*v
         self.smooth_loss = self._avg/(1 - self.beta**self._n)
         self.losses.append(self.smooth_loss)
-        self.lrs.append(learn.opt.lr[-1]); self.moms.append(learn.opt.mom[-1] if hasattr(learn.opt, '_mom') else None)
+        self.lrs.append(learn.opt.lr[-1]); self.moms.append(learn.opt.mom[-1] if learn.opt.mom is not None else None)
         self._batches += 1
 
     def after_epoch(self):

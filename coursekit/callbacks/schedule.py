@@ -50,7 +50,6 @@ class OneCycleScheduler(Callback):
 
     def before_batch(self):
         if not self.learn.training: return
-        if self.it >= len(self.lrs): raise CancelFit()
         self.learn.opt.lr, self.learn.opt.mom = self.lrs[self.it], self.mom_sched[self.it]
         self.it += 1
 
