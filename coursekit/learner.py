@@ -20,7 +20,7 @@ from .data import DatasetType
 from .layers import FlattenedLoss, flatten_model, requires_grad
 from .export import load_weights, write_export, read_export
 from .optim import OptimWrapper, bn_types
-from .metrics import to_metric
+from .metrics import to_metric, batch_size
 from .callback import CancelBatch, CancelStep, CancelEpoch, CancelFit, events, make_callback
 from .recorder import Recorder
 from .callbacks.schedule import OneCycleScheduler, LRFinder
@@ -205,7 +205,7 @@ class Learner:
             for self.iter, (self.xb, self.yb) in enumerate(self.dl):
                 self._one_batch()
                 if self.loss is None: continue
-                n = len(self.yb[0] if isinstance(self.yb, (list, tuple)) else self.yb)
+                n = batch_size(self.yb)
                 total, count = total + self.loss.detach()*n, count + n
                 for m in mets: m.accumulate(self.pred, self.yb)
         self('after_validate')
