@@ -15,6 +15,10 @@ LESSONS = {
             ['10_sgd_1_linear.ipynb', '11_sgd_2_mnist.ipynb']),
     'regularization': ('Dropout and batchnorm written from scratch, checked against PyTorch, used on MNIST (lesson 6)',
                        ['12_regularization.ipynb']),
+    'pets': ("What's your pet: 37 breeds with a pretrained resnet34, top losses, fine-tuning, MNIST data formats (lesson 1)",
+             ['50_pets.ipynb']),
+    'bears': ('Your own dataset: download, verify, train, clean with widgets, export and predict (lesson 2)',
+              ['51_bears.ipynb']),
 }
 
 # %% ../nbs/03_cli.ipynb #d7b76013

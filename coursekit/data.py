@@ -33,7 +33,10 @@ class DeviceDataLoader:
     def __repr__(self): return f'DeviceDataLoader({len(self.dl.dataset)} items, bs={self.dl.batch_size}, device={self.device})'
 
     @property
-    def dataset(self): return self.dl.dataset
+    def dataset(self):
+        "The dataset this loader reads (for a data-block dataset, the `LabelList` itself)."
+        ds = self.dl.dataset
+        return ds.ds if isinstance(ds, _BatchView) else ds
     @property
     def batch_size(self): return self.dl.batch_size
     @property
@@ -45,15 +48,28 @@ class DeviceDataLoader:
         for t in self.tfms: b = t(b)
         return b
 
+    def decode(self, b):
+        "Undo the batch transforms that can be undone (such as normalization), last first: for showing a batch."
+        for t in reversed(self.tfms):
+            if hasattr(t, 'decode'): b = t.decode(b)
+        return b
+
 # %% ../nbs/20_data.ipynb #87483e8a
 def _n_workers(ds, num_workers):
     "`num_workers`, or by default `defaults.cpus` for datasets that read files and 0 for tensors in memory."
     if num_workers is not None: return num_workers
     return 0 if isinstance(ds, TensorDataset) else defaults.cpus
 
+class _BatchView(Dataset):
+    "What a loader reads from a dataset that has `batch_item(i)`: the tensors that go into a batch, not the objects `ds[i]` shows."
+    def __init__(self, ds): self.ds = ds
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i): return self.ds.batch_item(i)
+
 def _loader(ds, bs, shuffle, num_workers, device, collate_fn, drop_last=False):
     "A `DataLoader` over `ds`, pinned when the batches go to a GPU, workers kept alive between epochs."
     nw = _n_workers(ds, num_workers)
+    if hasattr(ds, 'batch_item'): ds = _BatchView(ds)
     on_gpu = isinstance(ds, TensorDataset) and any(t.is_cuda for t in ds.tensors)  # nothing to pin, nothing to copy
     return DataLoader(ds, bs, shuffle=shuffle and len(ds) > 0, drop_last=drop_last, num_workers=nw, collate_fn=collate_fn,
                       pin_memory=torch.device(device).type == 'cuda' and not on_gpu, persistent_workers=nw > 0)
@@ -108,7 +124,8 @@ class DataBunch:
         device = torch.device(device) if device is not None else defaults.device
         val_bs = val_bs or bs
         mk = lambda ds, b, shuffle=False, drop=False: None if ds is None else _loader(ds, b, shuffle, num_workers, device, collate_fn, drop)
-        return cls(mk(train_ds, bs, True, len(train_ds) > bs), mk(valid_ds, val_bs), mk(train_ds, val_bs),
+        fix_ds = train_ds.for_inference() if hasattr(train_ds, 'for_inference') else train_ds    # no random crops in `fix_dl`
+        return cls(mk(train_ds, bs, True, len(train_ds) > bs), mk(valid_ds, val_bs), mk(fix_ds, val_bs),
                    mk(test_ds, val_bs), device=device, dl_tfms=dl_tfms, path=path)
 
     def __repr__(self):
@@ -155,16 +172,18 @@ class DataBunch:
         "Add the batch transform `tfm` to every loader."
         for dl in self.dls: dl.tfms.append(tfm)
 
-    def one_batch(self, ds_type=DatasetType.Train, cpu=True):
-        "The first batch `(xb, yb)` of the `ds_type` loader (moved back to the CPU if `cpu`)."
-        b = next(iter(self.dl(ds_type)))
+    def one_batch(self, ds_type=DatasetType.Train, cpu:bool=True, denorm:bool=False):
+        "The first batch `(xb, yb)` of the `ds_type` loader (moved back to the CPU if `cpu`, batch transforms undone if `denorm`)."
+        dl = self.dl(ds_type)
+        b = next(iter(dl))
+        if denorm: b = dl.decode(b)
         return to_cpu(b) if cpu else b
 
     def one_item(self, item):
         "A batch of one `(xb, yb)` made from `item` (encoded by the dataset when it knows how), on the device."
-        ds = self.train_ds
+        ds, dl = self.train_ds, self.valid_dl or self.train_dl     # processed like a validation item: no augmentation
         x = ds.encode(item) if hasattr(ds, 'encode') else torch.as_tensor(item)
-        return self.train_dl.proc_batch((default_collate([x]), torch.zeros(1)))
+        return dl.proc_batch((default_collate([x]), torch.zeros(1)))
 
     def show_batch(self, rows=5, ds_type=DatasetType.Train, **kwargs):
         "Show `rows` examples of a batch: the dataset decides how (`show_xys`)."
@@ -172,19 +191,19 @@ class DataBunch:
         if not hasattr(ds, 'show_xys'):
             raise TypeError(f'{type(ds).__name__} does not know how to show its items: show_batch needs a dataset '
                             'with a `show_xys` method, such as the ones the data block API builds.')
-        xb, yb = self.one_batch(ds_type)
+        xb, yb = self.one_batch(ds_type, denorm=True)
         return ds.show_xys(xb[:rows], yb[:rows], **kwargs)
 
     def add_test(self, test, num_workers=None):
-        "Add a test set: a dataset, or inputs (a tensor, an array or a list of tensors) that have no labels."
+        "Add a test set: a dataset, items the training set knows how to make a test set of, or unlabelled inputs (tensors)."
         if isinstance(test, TensorDataset) and len(test.tensors) == 1: test = test.tensors[0]
         if isinstance(test, Dataset): ds = test
+        elif hasattr(self.train_ds, 'make_test'): ds = self.train_ds.make_test(test)
         else:
             x = torch.stack(list(test)) if isinstance(test, (list, tuple)) and torch.is_tensor(test[0]) else torch.as_tensor(test)
             ds = TensorDataset(x, torch.zeros(len(x)))
-        dl = self.train_dl
-        bs = (self.valid_dl or dl).batch_size
-        self.test_dl = DeviceDataLoader(_loader(ds, bs, False, num_workers, self.device, dl.dl.collate_fn),
+        dl = self.valid_dl or self.train_dl          # a test set is processed like the validation set
+        self.test_dl = DeviceDataLoader(_loader(ds, dl.batch_size, False, num_workers, self.device, dl.dl.collate_fn),
                                         self.device, list(dl.tfms))
 
     def export_state(self) -> dict:

@@ -256,8 +256,9 @@ def _predict(self, item):
     "`(decoded label, decoded prediction, activated outputs)` for one item."
     xb, _ = self.data.one_item(item)
     probs = _activation(self.loss_func)(self._eval_forward(xb))
-    dec = _decodes(self.loss_func)(probs)
-    return _label(dec[0].cpu(), self.data.classes), dec[0].cpu(), probs[0].cpu()
+    dec = _decodes(self.loss_func)(probs)[0].cpu()
+    ys = getattr(self.data.train_ds, 'y', None)          # a data-block dataset decodes its own labels (e.g. `Category cat`)
+    return (ys.decode(dec) if hasattr(ys, 'decode') else _label(dec, self.data.classes)), dec, probs[0].cpu()
 
 def _pred_batch(self, ds_type=DatasetType.Valid, batch=None):
     "The activated predictions for `batch` (default: the first batch of the `ds_type` set)."
