@@ -49,17 +49,23 @@ def bench_mnist(args):
     if len(res) == 2: print(f"  time ratio coursekit/fastai: {res[0]['fit_seconds']/res[1]['fit_seconds']:.2f}")
 
 
-def _rate(it, n_batches:int, device='cpu') -> float:
-    "Images per second over `n_batches` batches of the iterable `it` (after one warm-up batch)."
-    it = iter(it)
+def _forever(loader):
+    "The batches of `loader`, epoch after epoch."
+    while True: yield from loader
+
+def _rate(loader, n_batches:int, device='cpu') -> float:
+    "Images per second over `n_batches` batches of `loader` (epoch after epoch, after one warm-up batch)."
+    it = _forever(loader)
     next(it)
     _sync(device); t, n = time.perf_counter(), 0
-    for _ in range(n_batches):
-        try: xb, _ = next(it)
-        except StopIteration: break
-        n += len(xb)
+    for _ in range(n_batches): n += len(next(it)[0])
     _sync(device)
     return n/(time.perf_counter() - t)
+
+
+def _augmented(aug, xb):
+    "The batch of bytes `xb` through the batch transform `aug`, again and again."
+    while True: yield aug((xb, torch.zeros(len(xb), device=xb.device)))
 
 
 def bench_pipeline(args):
@@ -77,13 +83,15 @@ def bench_pipeline(args):
     aug = ImageBatchTransform(get_transforms()[0])
     for dev in devices:
         xb = (torch.rand(64, 3, 224, 224, device=dev)*255).to(torch.uint8)
-        batches = ((xb, torch.zeros(64, device=dev)) for _ in range(1000))
-        rate = _rate((aug(b) for b in batches), 20, dev)
+        rate = _rate(_augmented(aug, xb), 20, dev)
         print(f'  augmentation, one resampling ({dev}):     {rate:8.0f} images/s')
     for dev in devices:
         data = ImageDataBunch.from_name_re(path, fnames, r'/([^/]+)_\d+.jpg$', ds_tfms=get_transforms(), size=224, bs=64,
                                            num_workers=args.workers, valid_pct=0., device=dev).normalize(imagenet_stats)
         print(f'  whole training loader ({dev}, {args.workers} workers): {_rate(data.train_dl, 20, dev):8.0f} images/s')
+    base = torch.utils.data.DataLoader(_PlainPets(fnames, [0]*len(fnames), _plain_tfms(224)[0]), 64, shuffle=True, drop_last=True,
+                                       num_workers=args.workers, persistent_workers=args.workers > 0)
+    print(f'  baseline: torchvision transforms per image on the CPU, {args.workers} workers: {_rate(base, 20):8.0f} images/s')
 
 
 class _PlainPets(torch.utils.data.Dataset):
@@ -93,6 +101,15 @@ class _PlainPets(torch.utils.data.Dataset):
     def __getitem__(self, i):
         import PIL.Image
         return self.tfm(PIL.Image.open(self.fnames[i]).convert('RGB')), self.labels[i]
+
+
+def _plain_tfms(size:int):
+    "torchvision's per-image CPU transforms close to `get_transforms()`: training and validation."
+    import torchvision.transforms as T
+    norm = T.Normalize(*imagenet_stats)
+    return (T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1)), T.RandomHorizontalFlip(), T.RandomRotation(10),
+                       T.ColorJitter(0.2, 0.2), T.ToTensor(), norm]),
+            T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), norm]))
 
 
 def _plain_loop(model, train_dl, valid_dl, epochs, lr, device):
@@ -117,7 +134,6 @@ def _plain_loop(model, train_dl, valid_dl, epochs, lr, device):
 
 def bench_pets(args):
     "resnet34 from scratch on the pets sample: coursekit against a plain PyTorch loop, same images, model and schedule."
-    import torchvision.transforms as T
     path = untar_data(URLs.PETS)/'images'
     fnames = sorted(path.glob('*.jpg'))
     set_seed(42)
@@ -130,10 +146,7 @@ def bench_pets(args):
     ck_err = float(learn.recorder.metrics[-1][0])
     # the plain loop: the same split, labels and model architecture
     tr, va = data.train_ds, data.valid_ds
-    norm = T.Normalize(*imagenet_stats)
-    ttf = T.Compose([T.RandomResizedCrop(args.size, scale=(0.35, 1)), T.RandomHorizontalFlip(), T.RandomRotation(10),
-                     T.ColorJitter(0.2, 0.2), T.ToTensor(), norm])
-    vtf = T.Compose([T.Resize(args.size), T.CenterCrop(args.size), T.ToTensor(), norm])
+    ttf, vtf = _plain_tfms(args.size)
     mk = lambda ds, tfm, shuffle: torch.utils.data.DataLoader(_PlainPets(list(ds.x.items), ds.y.codes.tolist(), tfm), args.bs,
                                                               shuffle=shuffle, drop_last=shuffle, num_workers=args.workers,
                                                               pin_memory=torch.device(args.device).type == 'cuda',
