@@ -6,7 +6,7 @@
 __all__ = ['ClassificationInterpretation', 'grad_cam']
 
 # %% ../nbs/32_interpret.ipynb #ee3b1e3c
-import math
+import math, warnings
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -80,7 +80,9 @@ def grad_cam(model, xb:torch.Tensor, cls:int, layer=None) -> torch.Tensor:
     "The Grad-CAM map (h, w) of class `cls` for the one input `xb`, at `layer` (default: the body, `model[0]`)."
     layer = layer if layer is not None else model[0]
     model.eval()
-    with hook_output(layer) as hook_a, hook_output(layer, grad=True) as hook_g:
+    with hook_output(layer) as hook_a, hook_output(layer, grad=True) as hook_g, warnings.catch_warnings():
+        # the body gets the batch itself, which needs no gradient: PyTorch warns that the hook sees no `grad_input` (not needed here)
+        warnings.filterwarnings('ignore', message='Full backward hook is firing when gradients are computed with respect to module outputs')
         out = model(xb)
         out[0, int(cls)].backward()
     acts, grads = hook_a.stored[0], hook_g.stored[0][0]

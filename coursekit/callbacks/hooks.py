@@ -6,8 +6,6 @@
 __all__ = ['Hook', 'Hooks', 'hook_output', 'hook_outputs', 'dummy_eval', 'model_sizes', 'num_features_model']
 
 # %% ../../nbs/33_hooks.ipynb #29697ca4
-import warnings
-
 import torch
 from torch import nn
 
@@ -72,10 +70,7 @@ def hook_outputs(modules, detach:bool=True, grad:bool=False) -> Hooks:
     "`Hooks` that keep the outputs of each module of `modules` (or, with `grad`, their gradients)."
     return Hooks(modules, _store_output, is_forward=not grad, detach=detach)
 
-# %% ../../nbs/33_hooks.ipynb #3493b300
-warnings.filterwarnings('ignore', message='Full backward hook is firing when gradients are computed with respect to module outputs')
-
-# %% ../../nbs/33_hooks.ipynb #7e858c76
+# %% ../../nbs/33_hooks.ipynb #30bf2b10
 def _first_layer(m:nn.Module) -> nn.Module:
     "The first convolution (with `in_channels`) or linear layer (with `in_features`) of `m`."
     for l in m.modules():
@@ -93,14 +88,14 @@ def dummy_eval(m:nn.Module, size:tuple=(64,64)):
     finally:
         for mod, training in modes: mod.train(training)
 
-# %% ../../nbs/33_hooks.ipynb #62db5eee
+# %% ../../nbs/33_hooks.ipynb #1681af34
 def model_sizes(m:nn.Module, size:tuple=(64,64)) -> list:
     "The shapes of the outputs of the children of `m` for a dummy batch of one item of `size`."
     with hook_outputs(list(m.children())) as hooks:
         dummy_eval(m, size)
         return [o.shape for o in hooks.stored]
 
-# %% ../../nbs/33_hooks.ipynb #e8ce9cf4
+# %% ../../nbs/33_hooks.ipynb #71691e61
 def num_features_model(m:nn.Module) -> int:
     "The number of channels (features) of the output of `m`, a CNN body, found with dummy batches of growing size."
     sz = 64
