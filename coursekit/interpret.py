@@ -29,6 +29,10 @@ class ClassificationInterpretation:
     def from_learner(cls, learn, ds_type=DatasetType.Valid, activ=None):
         "Run `learn` on the `ds_type` set and keep its predictions, targets and per-item losses."
         preds, y_true, losses = learn.get_preds(ds_type=ds_type, with_loss=True, activ=activ)
+        n = len(learn.data.dl(ds_type).dataset)
+        if len(preds) != n:     # items that could not be read were left out: indices would point at the wrong items
+            raise RuntimeError(f'Only {len(preds)} of the {n} items of the {DatasetType(ds_type).name} set could be read, so the '
+                               'indices of top_losses would not match the dataset: run verify_images on its folders first.')
         return cls(learn, preds, y_true, losses, ds_type)
 
     def top_losses(self, k:int=None, largest:bool=True):

@@ -53,6 +53,20 @@ def test_bad_images_never_stop_an_epoch(mnist):
     assert len(learn.recorder.losses) == len(data.train_dl)
 
 
+def test_interpretation_refuses_shifted_indices(mnist):
+    _bad_files(mnist/'valid'/'3')
+    data = ImageDataBunch.from_folder(mnist, size=28, bs=64, num_workers=0)
+    learn = Learner(data, simple_cnn((3, 8, 2)))
+    from coursekit.vision import ClassificationInterpretation
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        with pytest.raises(RuntimeError, match='verify_images'): ClassificationInterpretation.from_learner(learn)
+        verify_images(mnist/'valid'/'3', delete=True)
+        data = ImageDataBunch.from_folder(mnist, size=28, bs=64, num_workers=0)
+        interp = ClassificationInterpretation.from_learner(Learner(data, simple_cnn((3, 8, 2))))
+    assert len(interp.losses) == len(data.valid_ds)
+
+
 def test_bad_images_with_workers(mnist):
     _bad_files(mnist/'valid'/'7')
     data = ImageDataBunch.from_folder(mnist, size=28, bs=64, num_workers=2)
