@@ -16,9 +16,8 @@ import PIL.Image
 import torch
 from torch.utils.data import default_collate
 
-from ..core import listify
 from ..data import DataBunch, DatasetType
-from ..data_block import ItemList, LabelList, LabelLists, CategoryList
+from ..data_block import ItemList, LabelList, LabelLists
 from .files import image_extensions
 from .image import Image, open_pil, pil2tensor, resize_pil, ResizeMethod
 from .transform import ImageBatchTransform, NormalizeTfm

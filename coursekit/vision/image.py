@@ -9,7 +9,6 @@ __all__ = ['imagenet_stats', 'cifar_stats', 'mnist_stats', 'pil2tensor', 'image2
 # %% ../../nbs/40_vision_image.ipynb #4928374e
 import io
 from enum import Enum
-from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
