@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from .core import listify, qualname, from_qualname
+from .core import listify, qualname, from_qualname, _apply
 from .data import DataBunch
 from .layers import CrossEntropyFlat, BCEWithLogitsFlat, MSELossFlat
 
@@ -82,6 +82,9 @@ class LabelListBase:
     def new(self, items): return type(self)(items, **self.state())
     def new_empty(self, n:int): return EmptyLabelList([None]*n)
     def state(self) -> dict: return {}
+    def tensors(self) -> torch.Tensor:
+        "Every encoded label in one tensor (for loaders that batch by indexing)."
+        return torch.stack([torch.as_tensor(self.data(i)) for i in range(len(self))]) if len(self) else torch.zeros(0)
     def decode(self, t):
         "The item for the (decoded) prediction or target tensor `t`."
         return FloatItem(t)
@@ -91,6 +94,7 @@ class EmptyLabelList(LabelListBase):
     c, loss_func = None, None
     def get(self, i): return EmptyLabel()
     def data(self, i): return 0
+    def tensors(self): return torch.zeros(len(self), dtype=torch.long)
 
 # %% ../nbs/31_data_block.ipynb #9aa3ed24
 class CategoryList(LabelListBase):
@@ -109,6 +113,7 @@ class CategoryList(LabelListBase):
     loss_func = property(lambda self: CrossEntropyFlat())
     def state(self): return {'classes': self.classes}
     def data(self, i): return int(self.codes[i])
+    def tensors(self): return torch.from_numpy(self.codes)
     def get(self, i): return Category(torch.tensor(self.codes[i]), self.classes[self.codes[i]])
     def decode(self, t): return Category(t, self.classes[int(t)])
 
@@ -135,6 +140,7 @@ class MultiCategoryList(LabelListBase):
     def state(self): return {'classes': self.classes}
     def new(self, items): return type(self)(items, classes=self.classes)
     def data(self, i): return self.onehot[i]
+    def tensors(self): return self.onehot
     def get(self, i): return MultiCategory(self.onehot[i], self.items[i])
     def decode(self, t): return MultiCategory(t, [c for c, on in zip(self.classes, t.tolist()) if on])
 
@@ -151,7 +157,11 @@ class FloatList(LabelListBase):
     loss_func = property(lambda self: MSELossFlat())
     def state(self): return {'log': self.log}
     def data(self, i): return self.values[i]
+    def tensors(self): return self.values
     def get(self, i): return FloatItem(self.values[i], self.items[i])
+    def decode(self, t):
+        "The prediction `t`, shown as the number it stands for (`exp(t)` when trained on logarithms)."
+        return FloatItem(t, t.exp() if self.log else t)
 
 # %% ../nbs/31_data_block.ipynb #0bc19e30
 def _in_folder(o, path, name) -> bool:
@@ -383,6 +393,27 @@ class ItemList(_SplitMixin, _LabelMixin):
     def show_xys(self, xs, ys, **kwargs):
         for x, y in zip(xs, ys): print(x, y)
 
+    # The list-level hooks: `process` computes what the items need from the training set (a vocabulary,
+    # categories, statistics) and applies it; the validation and test lists reuse the training list's.
+    # `test_list` makes a processed test list; `state`/`from_state` save a list as plain data.
+    def process(self, train=None):
+        "Process these items: fit on them if `train` is `None`, else reuse what the training list `train` fitted."
+        return self
+
+    def test_list(self, items):
+        "A test list of `items` (an `ItemList`, or items this kind of list holds) processed like this (training) list."
+        return (items if isinstance(items, ItemList) else self.new(listify(items))).process(self)
+
+    def state(self) -> dict:
+        "Plain data that rebuilds this list (`from_state`)."
+        return {'x_cls': qualname(type(self)), 'items': [str(o) if isinstance(o, Path) else o for o in self.items],
+                'path': str(self.path), 'x_kwargs': self.kwargs}
+
+    @classmethod
+    def from_state(cls, s:dict):
+        "The list `state()` described."
+        return cls(s['items'], path=s['path'], **s['x_kwargs'])
+
 # %% ../nbs/31_data_block.ipynb #d829e635
 class LabelList(Dataset):
     "A dataset of items `x` with labels `y`: `ds[i]` is `(x[i], y[i])`."
@@ -394,12 +425,21 @@ class LabelList(Dataset):
         if np.ndim(i) != 0: return LabelList(self.x[i], self.y[i], self.tfms, self.tfm_kwargs, self.train)
         return self.x.prepare(self.x.get(i), train=self.train, **self.tfm_kwargs), self.y.get(i)
     def __repr__(self): return f'{type(self).__name__} ({len(self)} items)\nx: {self.x!r}\ny: {self.y!r}'
+    def __getattr__(self, name):
+        "What the items know (`data.train_ds.cont_names`, as in the course) is read through the dataset."
+        if name.startswith('_') or 'x' not in self.__dict__: raise AttributeError(f'{type(self).__name__} has no attribute {name!r}')
+        return getattr(self.x, name)
 
     path = property(lambda self: self.x.path)
     items = property(lambda self: self.x.items, doc="The items of `x` (e.g. file paths).")
     classes = property(lambda self: getattr(self.y, 'classes', None))
     c = property(lambda self: self.y.c)
     loss_func = property(lambda self: self.y.loss_func)
+    in_memory = property(lambda self: hasattr(self.x, 'tensors'), doc="Whether the inputs are tensors in memory (then loaders batch by indexing).")
+
+    def batch_tensors(self):
+        "The whole set as `(x tensors, y tensor)`, for `TensorBatchLoader`."
+        return self.x.tensors(), self.y.tensors()
 
     def batch_item(self, i:int):
         "What the loader collates for item `i`: the prepared input and the encoded label (`None` if the item cannot be read)."
@@ -412,27 +452,27 @@ class LabelList(Dataset):
 
     def show_xys(self, xs, ys, **kwargs):
         "Show batch inputs `xs` with their (encoded) targets `ys`."
-        return self.x.show_xys([self.x.reconstruct(x) for x in xs], [self.y.decode(y) for y in ys], **kwargs)
+        xs = [self.x.reconstruct(_apply(lambda t: t[i], xs)) for i in range(len(ys))]     # `xs` may be a tuple of tensors
+        return self.x.show_xys(xs, [self.y.decode(y) for y in ys], **kwargs)
 
     def for_inference(self):
         "This dataset with its items prepared as for validation (no random crop): what `fix_dl` reads."
         return LabelList(self.x, self.y, self.tfms, self.tfm_kwargs, train=False)
 
     def make_test(self, items):
-        "A test set of `items` (paths or an `ItemList`) prepared like this set's validation items."
-        x = items if isinstance(items, ItemList) else self.x.new(listify(items))
+        "A test set of `items` (paths, rows or an `ItemList`) processed and prepared like this set's validation items."
+        x = self.x.test_list(items)
         return LabelList(x, self.y.new_empty(len(x)), self.tfms, self.tfm_kwargs, train=False)
 
     def state(self) -> dict:
         "Plain data that rebuilds this dataset (`from_state`), for `data.save`."
-        return {'x_cls': qualname(type(self.x)), 'items': [str(o) if isinstance(o, Path) else o for o in self.x.items],
-                'path': str(self.x.path), 'x_kwargs': self.x.kwargs, 'y_cls': qualname(type(self.y)),
+        return {**self.x.state(), 'y_cls': qualname(type(self.y)),
                 'y_items': self.y.items.tolist(), 'y_state': self.y.state(), 'tfm_kwargs': self.tfm_kwargs, 'train': self.train}
 
     @classmethod
     def from_state(cls, s:dict):
         "The dataset `state()` described (without random transforms: they belong to the DataBunch)."
-        x = from_qualname(s['x_cls'])(s['items'], path=s['path'], **s['x_kwargs'])
+        x = from_qualname(s['x_cls']).from_state(s)
         y = from_qualname(s['y_cls'])(s['y_items'], **s['y_state'])
         return cls(x, y, tfm_kwargs=s['tfm_kwargs'], train=s['train'])
 
@@ -440,8 +480,9 @@ class LabelList(Dataset):
 class ItemLists:
     "The training and validation `ItemList`s of a split; `label_from_*` labels both."
     def __init__(self, path, train:ItemList, valid:ItemList):
-        self.path, self.train, self.valid = Path(path), train, valid
         if len(train) == 0: raise ValueError(f'The split left no item for training (there were {len(valid)} items for validation).')
+        self.path, self.train = Path(path), train.process()          # fit the processing on the training items,
+        self.valid = valid.process(self.train)                          # then apply it to the validation items
 
     def __repr__(self): return f'{type(self).__name__};\n\nTrain: {self.train!r};\n\nValid: {self.valid!r};\n\nTest: None'
 

@@ -168,20 +168,15 @@ class ImageDataBunch(DataBunch):
         self.dl(ds_type).dataset.show_xys(xb[:n], yb[:n], **kwargs)
 
     def export_state(self) -> dict:
-        "What inference needs: the classes, how items are opened and resized, the normalization stats."
-        ds = self.train_ds
-        s = ds.state()
-        s.update(items=[], y_items=[], train=False)
-        return {**super().export_state(), 'ds': s, 'stats': None if self.stats is None else [list(self.stats[0]), list(self.stats[1])],
+        "What inference needs: how items are opened and resized (the empty training set), the classes, the normalization stats."
+        return {**super().export_state(), 'stats': None if self.stats is None else [list(self.stats[0]), list(self.stats[1])],
                 'norm_y': bool(getattr(getattr(self, 'norm', None), 'do_y', False))}
 
     @classmethod
     def from_export(cls, state:dict, path='.', device=None):
         "An `ImageDataBunch` with no items that opens, resizes and normalizes new images as the exported one did."
-        ds = LabelList.from_state(state['ds'])
-        data = cls.create(ds, ds, path=path, device=device, num_workers=0)
+        data = super().from_export(state, path=path, device=device)
         if state.get('stats') is not None: data.normalize(state['stats'], do_y=state.get('norm_y', False))
-        data._c, data._classes = state['c'], state['classes']
         return data
 
     @classmethod
