@@ -19,6 +19,12 @@ LESSONS = {
              ['50_pets.ipynb']),
     'bears': ('Your own dataset: download, verify, train, clean with widgets, export and predict (lesson 2)',
               ['51_bears.ipynb']),
+    'adult': ('Tabular data: the adult census, procs, embeddings, tabular_learner, predict a row (lesson 4)',
+              ['70_adult.ipynb']),
+    'movielens': ('Collaborative filtering: MovieLens sample, then ml-100k with titles, biases and PCA of the factors (lesson 4)',
+                  ['71_movielens.ipynb']),
+    'rossmann': ('Rossmann sales: feature engineering from several tables, then a log-target regression with exp_rmspe (lesson 6)',
+                 ['72_rossmann_1_clean.ipynb', '73_rossmann_2_train.ipynb']),
 }
 
 # %% ../nbs/03_cli.ipynb #d7b76013

@@ -59,6 +59,10 @@ class EmptyLabel(ItemBase):
     def __init__(self): super().__init__(0, '')
 
 # %% ../nbs/31_data_block.ipynb #8e659f5c
+def _plain_list(items) -> list:
+    "`items` as a list of plain values (NumPy scalars as Python numbers, paths as strings), to save."
+    return [o.item() if isinstance(o, np.generic) else str(o) if isinstance(o, Path) else o for o in items]
+
 def _object_array(items) -> np.ndarray:
     "`items` as a one-dimensional object array (so that paths and lists stay whole)."
     if isinstance(items, np.ndarray) and items.dtype == object and items.ndim == 1: return items
@@ -160,8 +164,9 @@ class FloatList(LabelListBase):
     def tensors(self): return self.values
     def get(self, i): return FloatItem(self.values[i], self.items[i])
     def decode(self, t):
-        "The prediction `t`, shown as the number it stands for (`exp(t)` when trained on logarithms)."
-        return FloatItem(t, t.exp() if self.log else t)
+        "The prediction `t`, shown as the number(s) it stands for (`exp(t)` when trained on logarithms)."
+        v = t.exp() if self.log else t
+        return FloatItem(t, v.item() if v.numel() == 1 else v.tolist())
 
 # %% ../nbs/31_data_block.ipynb #0bc19e30
 def _in_folder(o, path, name) -> bool:
@@ -406,7 +411,7 @@ class ItemList(_SplitMixin, _LabelMixin):
 
     def state(self) -> dict:
         "Plain data that rebuilds this list (`from_state`)."
-        return {'x_cls': qualname(type(self)), 'items': [str(o) if isinstance(o, Path) else o for o in self.items],
+        return {'x_cls': qualname(type(self)), 'items': _plain_list(self.items),
                 'path': str(self.path), 'x_kwargs': self.kwargs}
 
     @classmethod
@@ -467,7 +472,7 @@ class LabelList(Dataset):
     def state(self) -> dict:
         "Plain data that rebuilds this dataset (`from_state`), for `data.save`."
         return {**self.x.state(), 'y_cls': qualname(type(self.y)),
-                'y_items': self.y.items.tolist(), 'y_state': self.y.state(), 'tfm_kwargs': self.tfm_kwargs, 'train': self.train}
+                'y_items': _plain_list(self.y.items), 'y_state': self.y.state(), 'tfm_kwargs': self.tfm_kwargs, 'train': self.train}
 
     @classmethod
     def from_state(cls, s:dict):

@@ -128,7 +128,7 @@ class TabularList(ItemList):
     def state(self) -> dict:
         "Plain data that rebuilds this processed list: names, fitted procs, classes and tensors (not the DataFrame)."
         if not self.processed: return super().state()
-        return {**super().state(), 'items': self.items.tolist(), 'x_kwargs': {**self.kwargs, 'procs': [p.state() for p in self.procs]},
+        return {**super().state(), 'x_kwargs': {**self.kwargs, 'procs': [p.state() for p in self.procs]},
                 'processed': {'cat_names': self.cat_names, 'cont_names': self.cont_names, 'classes': self.classes,
                               'codes': self.codes, 'conts': self.conts}}
 

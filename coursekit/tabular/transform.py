@@ -115,27 +115,22 @@ class TabularProc:
         return p
 
 # %% ../../nbs/60_tabular_transform.ipynb #4e212ca6
-def _plain(values) -> list:
-    "Categories as plain Python values (for exports): numbers, strings and booleans stay, anything else becomes its string."
-    return [v if isinstance(v, (str, int, float, bool)) else str(v) for v in pd.Index(values).tolist()]
+def _category_values(col:pd.Series) -> pd.Series:
+    "The column's values as categories hold them: numbers, strings and booleans as they are, anything else (dates, mixed types) as strings."
+    if pd.api.types.infer_dtype(col, skipna=True) in ('string', 'integer', 'floating', 'boolean', 'empty', 'mixed-integer-float'): return col
+    return col.astype(str).where(col.notna())
 
 class Categorify(TabularProc):
     "Turn the categorical columns into pandas categories: the values of the training rows, sorted; others become missing."
     _fitted = ('categories',)
     def apply_train(self, df:pd.DataFrame):
-        self.categories = {}
-        for c in self.cat_names:
-            cats = pd.Index(df[c].dropna().unique())
-            self.categories[c] = _plain(cats.sort_values() if not cats.inferred_type.startswith('mixed') else cats.astype(str).sort_values())
+        self.categories = {c: pd.Index(_category_values(df[c]).dropna().unique()).sort_values().tolist() for c in self.cat_names}
         self.apply_test(df)
 
     def apply_test(self, df:pd.DataFrame):
         for c in self.cat_names:
-            col = df[c]
-            cats = self.categories[c]
-            if cats and isinstance(cats[0], str) and not (pd.api.types.is_string_dtype(col) or pd.api.types.is_object_dtype(col)):
-                col = col.astype(str).where(col.notna())       # categories that were strings (dates, mixed types)
-            df[c] = pd.Categorical(col, categories=cats, ordered=True)
+            col, cats = _category_values(df[c]), self.categories[c]
+            df[c] = pd.Categorical(col.where(col.isin(cats)), categories=cats, ordered=True)    # unseen values: missing
 
 # %% ../../nbs/60_tabular_transform.ipynb #c277ad70
 class FillStrategy(IntEnum):
