@@ -114,6 +114,9 @@ class Recorder(Callback):
         first = 0 if last is None else max(0, len(self.losses) - int(np.sum(self.nb_batches[-last:])))
         iters = list(range(len(self.losses)))[first:]
         losses = self.losses[first:]
+        if skip_start + skip_end >= len(losses):
+            print(f'Only {len(losses)} training losses were recorded: none is left to plot after skipping {skip_start} '
+                  f'at the start and {skip_end} at the end (lower skip_start); the validation losses are plotted alone.')
         fig, ax = plt.subplots(1, 1)
         ax.plot(_skip(iters, skip_start, skip_end), _skip(losses, skip_start, skip_end), label='Train')
         ends = np.cumsum(self.nb_batches) - 1
