@@ -86,9 +86,6 @@ class LabelListBase:
     def new(self, items): return type(self)(items, **self.state())
     def new_empty(self, n:int): return EmptyLabelList([None]*n)
     def state(self) -> dict: return {}
-    def tensors(self) -> torch.Tensor:
-        "Every encoded label in one tensor (for loaders that batch by indexing)."
-        return torch.stack([torch.as_tensor(self.data(i)) for i in range(len(self))]) if len(self) else torch.zeros(0)
     def decode(self, t):
         "The item for the (decoded) prediction or target tensor `t`."
         return FloatItem(t)
@@ -98,7 +95,9 @@ class EmptyLabelList(LabelListBase):
     c, loss_func = None, None
     def get(self, i): return EmptyLabel()
     def data(self, i): return 0
-    def tensors(self): return torch.zeros(len(self), dtype=torch.long)
+    def tensors(self) -> torch.Tensor:
+        "Every encoded label in one tensor, as a loader that batches by indexing needs (`LabelList.batch_tensors`)."
+        return torch.zeros(len(self), dtype=torch.long)
 
 # %% ../nbs/31_data_block.ipynb #9aa3ed24
 class CategoryList(LabelListBase):

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import default_collate
 
 from ..data import DataBunch, DatasetType
-from ..data_block import ItemList, LabelList, LabelLists
+from ..data_block import ItemList, LabelLists
 from .files import image_extensions
 from .image import Image, open_pil, pil2tensor, resize_pil, ResizeMethod
 from .transform import ImageBatchTransform, NormalizeTfm
