@@ -6,17 +6,16 @@
 __all__ = ['CollabList', 'CollabDataBunch', 'EmbeddingDotBias', 'EmbeddingNN', 'collab_model', 'CollabLearner', 'collab_learner']
 
 # %% ../../nbs/64_tabular_collab.ipynb #47e0f771
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from ..data import DataBunch
 from ..data_block import FloatList
-from ..layers import embedding, recipe
+from ..layers import SigmoidRange, embedding, recipe
 from ..learner import Learner
 from .data import TabularLine, TabularList
-from .learner import TabularModel, emb_sz_rule
+from .learner import TabularModel, get_emb_szs, plain_floats
 from .transform import Categorify
 
 # %% ../../nbs/64_tabular_collab.ipynb #36cb03df
@@ -53,15 +52,13 @@ class EmbeddingDotBias(nn.Module):
     "The dot product of `n_factors` user and item factors, plus a user bias and an item bias (sigmoid into `y_range` if given)."
     def __init__(self, n_factors:int, n_users:int, n_items:int, y_range=None):
         super().__init__()
-        self.y_range = None if y_range is None else [float(v) for v in y_range]
         self.u_weight, self.i_weight = embedding(n_users, n_factors), embedding(n_items, n_factors)
         self.u_bias, self.i_bias = embedding(n_users, 1), embedding(n_items, 1)
+        self.y_range = None if y_range is None else SigmoidRange(*map(float, y_range))
 
     def forward(self, users:torch.Tensor, items:torch.Tensor) -> torch.Tensor:
         res = (self.u_weight(users)*self.i_weight(items)).sum(1) + self.u_bias(users)[:, 0] + self.i_bias(items)[:, 0]
-        if self.y_range is None: return res
-        lo, hi = self.y_range
-        return torch.sigmoid(res)*(hi - lo) + lo
+        return res if self.y_range is None else self.y_range(res)
 
 # %% ../../nbs/64_tabular_collab.ipynb #72d50de9
 class EmbeddingNN(TabularModel):
@@ -111,12 +108,7 @@ def collab_learner(data, n_factors:int=None, use_nn:bool=False, emb_szs=None, la
     "A `CollabLearner` of an `EmbeddingDotBias` with `n_factors` (50 by default), or of an `EmbeddingNN` if `use_nn`."
     x = data.train_ds.x
     n_users, n_items = (len(x.classes[c]) for c in x.cat_names)
-    if y_range is not None: y_range = [float(v) for v in y_range]
-    if use_nn:
-        sz = dict(emb_szs or {})
-        emb_szs = [(n, int(sz.get(c, emb_sz_rule(n)))) for c, n in zip(x.cat_names, (n_users, n_items))]
-        layers = list(layers) if layers is not None else [100]
-    model = collab_model(n_users, n_items, n_factors if n_factors is not None else 50, use_nn, emb_szs, layers,
-                         ps=None if ps is None else list(ps) if isinstance(ps, (list, tuple)) else float(ps),
-                         emb_drop=emb_drop, y_range=y_range, use_bn=use_bn, bn_final=bn_final)
+    if use_nn: emb_szs, layers = get_emb_szs(x, emb_szs), list(layers) if layers is not None else [100]
+    model = collab_model(n_users, n_items, n_factors if n_factors is not None else 50, use_nn, emb_szs, layers, ps=plain_floats(ps),
+                         emb_drop=emb_drop, y_range=plain_floats(y_range), use_bn=use_bn, bn_final=bn_final)
     return CollabLearner(data, model, metrics=metrics, **learn_kwargs)

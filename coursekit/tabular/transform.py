@@ -26,6 +26,10 @@ def _dates(df:pd.DataFrame, field_name:str) -> pd.Series:
     if bad.any(): raise ValueError(f'Column {field_name!r}: {field[bad].iloc[0]!r} (row {field[bad].index[0]}) is not a date.')
     return res
 
+def _date_prefix(field_name:str, prefix) -> str:
+    "The prefix of the new columns: `prefix`, or by default the field's name without a final 'date' ('saledate' gives 'sale')."
+    return field_name[:-4] if prefix is None and field_name.lower().endswith('date') else (prefix or '')
+
 _DATE_ATTRS = ['Year', 'Month', 'Week', 'Day', 'Dayofweek', 'Dayofyear', 'Is_month_end', 'Is_month_start',
                'Is_quarter_end', 'Is_quarter_start', 'Is_year_end', 'Is_year_start']
 
@@ -33,7 +37,7 @@ def add_datepart(df:pd.DataFrame, field_name:str, prefix:str=None, drop:bool=Tru
     "Add the parts of the date column `field_name` (Year, Month, Week, ... and Elapsed seconds) as columns of `df`, in place; returns `df`."
     field = _dates(df, field_name)
     df[field_name] = field
-    prefix = field_name[:-4] if prefix is None and field_name.lower().endswith('date') else (prefix or '')
+    prefix = _date_prefix(field_name, prefix)
     parts = {'Week': field.dt.isocalendar().week.astype('float64' if field.isna().any() else 'int64'),
              'Dayofweek': field.dt.dayofweek, 'Dayofyear': field.dt.dayofyear}
     for a in _DATE_ATTRS + (['Hour', 'Minute', 'Second'] if time else []):
@@ -48,7 +52,7 @@ def add_cyclic_datepart(df:pd.DataFrame, field_name:str, prefix:str=None, drop:b
                         add_linear:bool=False) -> pd.DataFrame:
     "Add the cyclic parts of the date column `field_name` (weekday, day of month, month, day of year) as cosine and sine columns, in place."
     field = _dates(df, field_name)
-    prefix = field_name[:-4] if prefix is None and field_name.lower().endswith('date') else (prefix or '')
+    prefix = _date_prefix(field_name, prefix)
     dt = field.dt
     days_in_year = np.where(dt.is_leap_year, 366, 365)
     fracs = {'weekday': dt.weekday/7, 'day_month': (dt.day - 1)/dt.days_in_month, 'month_year': (dt.month - 1)/12,
