@@ -60,8 +60,8 @@ def load_weights(model, sd, f, strict:bool):
     model.load_state_dict(sd, strict=strict)
 
 # %% ../nbs/28_export.ipynb #523c0eaf
-def write_export(fname, model:nn.Module, data, loss_func, pickle_model:bool=False) -> Path:
-    "Write `model`, `data`'s export state and `loss_func` to `fname` as plain data (atomically)."
+def write_export(fname, model:nn.Module, data, loss_func, pickle_model:bool=False, learner_cls:str=None) -> Path:
+    "Write `model`, `data`'s export state, `loss_func` and the learner's class name to `fname` as plain data (atomically)."
     r = getattr(model, 'recipe', None)
     if r is None and not pickle_model:
         raise TypeError(f'{type(model).__name__} was not built by a coursekit function, so export cannot store a recipe to rebuild it. '
@@ -70,13 +70,13 @@ def write_export(fname, model:nn.Module, data, loss_func, pickle_model:bool=Fals
     lr = loss_recipe(loss_func)
     if lr is None: warnings.warn(f'{loss_func!r} cannot be stored in an export; the loaded learner will have no loss function.')
     state = {'coursekit_export': 1, 'model_recipe': r, 'data': data.export_state(), 'loss': lr,
-             'model_state': {k: v.cpu() for k, v in model.state_dict().items()}}
+             'model_state': {k: v.cpu() for k, v in model.state_dict().items()}, 'learner': learner_cls}
     check_plain(state['data'], 'the data state')
     if r is None: state['pickled_model'] = torch.frombuffer(bytearray(pickle.dumps(copy.deepcopy(model).cpu())), dtype=torch.uint8)
     return atomic_save(state, fname)
 
 def read_export(fname, device=None):
-    "`(data, model, loss_func)` rebuilt from the export `fname`, the data on `device` (default `defaults.device`)."
+    "`(data, model, loss_func, learner class or None)` rebuilt from the export `fname`, the data on `device` (default `defaults.device`)."
     f = Path(fname)
     if not f.exists(): raise FileNotFoundError(f'There is no export at {f}: call learn.export() first (it writes {f.name} in learn.path).')
     try: state = torch.load(f, map_location='cpu', weights_only=True)
@@ -91,4 +91,5 @@ def read_export(fname, device=None):
     else:
         warnings.warn(f'{f} holds a pickled model: loading it runs code from the file. Only load files you trust.')
         model = pickle.loads(state['pickled_model'].numpy().tobytes())
-    return data, model, rebuild_loss(state['loss'])
+    learner_cls = from_qualname(state['learner']) if state.get('learner') else None
+    return data, model, rebuild_loss(state['loss']), learner_cls

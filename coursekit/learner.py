@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import listify, to_device, atomic_save, unwrap_partial
+from .core import listify, to_device, atomic_save, unwrap_partial, qualname
 from .data import DatasetType
 from .layers import FlattenedLoss, flatten_model, requires_grad
 from .export import load_weights, write_export, read_export
@@ -365,14 +365,16 @@ Learner._model_file, Learner.save, Learner.load = _model_file, _save, _load
 # %% ../nbs/29_learner.ipynb #7f3adaba
 def _export(self, fname='export.pkl', pickle_model:bool=False):
     "Write what inference needs to `self.path/fname`, loadable with `weights_only=True` (see `coursekit.export`)."
-    return write_export(self.path/fname, self.model, self.data, self.loss_func, pickle_model=pickle_model)
+    cls = type(self)
+    own = qualname(cls) if cls.__module__.split('.')[0] == 'coursekit' else None   # a subclass of the user's own loads as a Learner
+    return write_export(self.path/fname, self.model, self.data, self.loss_func, pickle_model=pickle_model, learner_cls=own)
 
 Learner.export = _export
 
 def load_learner(path, file='export.pkl', test=None, device=None) -> Learner:
     "The learner that `learn.export()` wrote to `path/file`, on `device` (default `defaults.device`); `test`: inputs for a test set."
-    data, model, loss_func = read_export(Path(path)/file, device=device)
-    learn = Learner(data, model, loss_func=loss_func)
+    data, model, loss_func, cls = read_export(Path(path)/file, device=device)
+    learn = (cls or Learner)(data, model, loss_func=loss_func)
     if test is not None: data.add_test(test)
     return learn
 

@@ -165,6 +165,9 @@ def test_collab_export_predicts_the_same_in_a_fresh_process(ml):
     rows = ratings.iloc[[0, 1, 2]][['userId', 'movieId']]
     mine = torch.stack([learn.predict(r)[2] for _, r in rows.iterrows()])
     assert torch.allclose(_fresh_predictions(path, rows), mine, atol=1e-5)
+    loaded = load_learner(path)                      # still a CollabLearner: the lesson's bias and weight work
+    movies = ratings.movieId.unique()[:5]
+    assert type(loaded) is type(learn) and torch.equal(loaded.bias(movies), learn.bias(movies))
 
 
 def test_save_and_load_data(adult):
