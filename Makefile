@@ -25,11 +25,12 @@ $(VENV)/.installed: settings.ini setup.py
 lesson: setup
 	$(BIN)/coursekit lesson $(LESSON) --out data/runs
 
-# nbdev_test runs notebooks in parallel; Rossmann's training notebook (73) reads the tables its cleaning
-# notebook (72) writes, so it runs after the others.
+# One notebook at a time (--n_workers 1): each training notebook already uses every core, and two at once
+# make torch's threads wait on each other (on 2 cores the notebooks took 6 min in a row, 17-22 min in parallel).
+# Rossmann's training notebook (73) reads the tables its cleaning notebook (72) writes, so it runs last.
 test: setup
 	$(BIN)/python -m pytest tests
-	$(BIN)/nbdev_test --timing --skip_file_re '^73_rossmann'
+	$(BIN)/nbdev_test --timing --n_workers 1 --skip_file_re '^73_rossmann'
 	$(BIN)/nbdev_test --timing --path nbs/73_rossmann_2_train.ipynb
 
 export: setup
