@@ -15,7 +15,7 @@ from ..data_block import FloatList
 from ..layers import SigmoidRange, embedding, recipe
 from ..learner import Learner
 from .data import TabularLine, TabularList
-from .learner import TabularModel, get_emb_szs, plain_floats
+from .learner import TabularModel, get_emb_szs, _plain_floats
 from .transform import Categorify
 
 # %% ../../nbs/64_tabular_collab.ipynb #36cb03df
@@ -109,6 +109,6 @@ def collab_learner(data, n_factors:int=None, use_nn:bool=False, emb_szs=None, la
     x = data.train_ds.x
     n_users, n_items = (len(x.classes[c]) for c in x.cat_names)
     if use_nn: emb_szs, layers = get_emb_szs(x, emb_szs), list(layers) if layers is not None else [100]
-    model = collab_model(n_users, n_items, n_factors if n_factors is not None else 50, use_nn, emb_szs, layers, ps=plain_floats(ps),
-                         emb_drop=emb_drop, y_range=plain_floats(y_range), use_bn=use_bn, bn_final=bn_final)
+    model = collab_model(n_users, n_items, n_factors if n_factors is not None else 50, use_nn, emb_szs, layers, ps=_plain_floats(ps),
+                         emb_drop=emb_drop, y_range=_plain_floats(y_range), use_bn=use_bn, bn_final=bn_final)
     return CollabLearner(data, model, metrics=metrics, **learn_kwargs)
