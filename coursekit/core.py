@@ -74,7 +74,7 @@ def _apply(f, b):
 def to_device(b, device=None):
     "Move the tensors in `b` to `device` (default: `defaults.device`)."
     device = torch.device(device) if device is not None else defaults.device
-    return _apply(lambda t: t.to(device, non_blocking=True), b)
+    return _apply(lambda t: t.to(device, non_blocking=device.type != 'cpu'), b)
 
 def to_cpu(b):
     "Move the tensors in `b` to the CPU."

@@ -69,15 +69,18 @@ class _BatchView(Dataset):
     def __getitem__(self, i): return self.ds.batch_item(i)
 
 def _loader(ds, bs, shuffle, num_workers, device, collate_fn, drop_last=False):
-    "A `DataLoader` over `ds`, pinned when the batches go to a GPU, workers kept alive between epochs (`TensorBatchLoader` for data in memory)."
+    "A `DataLoader` over `ds`: workers kept alive between epochs, or pinned batches for a GPU without workers (`TensorBatchLoader` for data in memory)."
     if getattr(ds, 'in_memory', False): return TensorBatchLoader(ds, bs, shuffle, drop_last, device)
     nw = _n_workers(ds, num_workers)
     if hasattr(ds, 'batch_item'): ds = _BatchView(ds)
     on_gpu = isinstance(ds, TensorDataset) and any(t.is_cuda for t in ds.tensors)  # nothing to pin, nothing to copy
+    # Pinned memory with persistent workers makes a process wait 5 s per worker when it exits (pytorch/pytorch#81794):
+    # with 16 workers per loader a lesson script hung for minutes on a GPU machine. Workers win; they keep a GPU fed.
+    pin = torch.device(device).type == 'cuda' and not on_gpu and nw == 0
     return DataLoader(ds, bs, shuffle=shuffle and len(ds) > 0, drop_last=drop_last, num_workers=nw, collate_fn=collate_fn,
-                      pin_memory=torch.device(device).type == 'cuda' and not on_gpu, persistent_workers=nw > 0)
+                      pin_memory=pin, persistent_workers=nw > 0)
 
-# %% ../nbs/20_data.ipynb #9a657265
+# %% ../nbs/20_data.ipynb #1e2f095b
 class TensorBatchLoader:
     "Batches indexed straight out of `dataset.batch_tensors()`, moved to `device` once: no per-item Python, no collate."
     num_workers, collate_fn = 0, None
@@ -98,7 +101,7 @@ class TensorBatchLoader:
             sel = idx[i*bs:(i+1)*bs] if idx is not None else slice(i*bs, (i+1)*bs)
             yield _apply(lambda t: t[sel], self._tensors)
 
-# %% ../nbs/20_data.ipynb #07276cf8
+# %% ../nbs/20_data.ipynb #b0f7bb95
 def _targets(ds):
     "The target tensor of a two-tensor `TensorDataset`, else `None`."
     return ds.tensors[1] if isinstance(ds, TensorDataset) and len(ds.tensors) == 2 else None
@@ -118,7 +121,7 @@ def _infer_loss(ds):
     if y is None: return None
     return MSELossFlat() if y.is_floating_point() else CrossEntropyFlat()
 
-# %% ../nbs/20_data.ipynb #72282f69
+# %% ../nbs/20_data.ipynb #d6694a26
 def _ds_state(ds):
     "Plain data that rebuilds `ds`: its tensors, or its class name and `state()`."
     if ds is None: return None
@@ -132,7 +135,7 @@ def _ds_from_state(d):
     if 'tensors' in d: return TensorDataset(*d['tensors'])
     return from_qualname(d['cls']).from_state(d['state'])
 
-# %% ../nbs/20_data.ipynb #3a3b99a3
+# %% ../nbs/20_data.ipynb #77604dac
 class DataBunch:
     "The training, validation and (optional) test loaders of one task, all delivering batches on `device`."
     def __init__(self, train_dl, valid_dl, fix_dl=None, test_dl=None, device=None, dl_tfms=None, path='.'):
@@ -260,7 +263,7 @@ class DataBunch:
                  'c': self._c, 'classes': self._classes, 'cls': qualname(type(self))}
         return atomic_save(state, self.path/fname)
 
-# %% ../nbs/20_data.ipynb #89e5a770
+# %% ../nbs/20_data.ipynb #f47e562f
 def load_data(path, fname='data_save.pkl', bs=64, val_bs=None, num_workers=None, dl_tfms=None, device=None,
               collate_fn=default_collate, **kwargs):
     "Load a `DataBunch` saved by `data.save(fname)` in `path`, with new loader settings."

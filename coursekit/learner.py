@@ -179,8 +179,10 @@ class Learner:
 
     def _backward_step(self):
         try:
-            self.loss_grad.backward(); self('after_backward')
-            try: self.opt.step(); self('after_step')
+            self.loss_grad.backward()
+            try:
+                self('after_backward')        # may cancel the step: MixedPrecision does when gradients overflow
+                self.opt.step(); self('after_step')
             except CancelStep: pass
         finally: self.opt.zero_grad()
 
