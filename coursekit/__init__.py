@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #b7b42fd3
+# %% ../nbs/index.ipynb #4ea4abde
 from . import basics as _basics
 __all__ = list(_basics.__all__)
 globals().update({name: getattr(_basics, name) for name in __all__})  # re-export coursekit.basics

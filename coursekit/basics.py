@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from torch import LongTensor, Tensor, nn, optim
 from torch.utils.data import TensorDataset
 
-from . import core, datasets, data, layers, optim as _optim, metrics, callbacks, export, learner
+from . import core, datasets, data, layers, optim as _optim, metrics, callbacks, export, learner, docs
 
 # %% ../nbs/02_basics.ipynb #e94c6554
 _modules = [core, datasets, data, layers, _optim, metrics, callbacks, export, learner]
 _std = ['np', 'pd', 'plt', 'torch', 'nn', 'F', 'optim', 'Path', 'partial', 'gc', 'gzip', 'pickle', 'PIL', 'random',
         're', 'math', 'itemgetter', 'TensorDataset', 'Tensor', 'LongTensor']
 _own = {name: getattr(m, name) for m in _modules for name in m.__all__}
+_own['doc'] = docs.doc
 globals().update(_own)
 __all__ = _std + list(_own)
