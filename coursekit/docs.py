@@ -8,7 +8,7 @@ __all__ = ['function_of', 'public_members', 'api_name', 'anchor', 'bound_names',
 
 # %% ../nbs/05_docs.ipynb #2e54cfc9
 import ast, inspect, sys
-from importlib import import_module
+from pathlib import Path
 
 # %% ../nbs/05_docs.ipynb #b6435f41
 def function_of(v):
@@ -114,8 +114,9 @@ def source_url(elt) -> str:
     if not (inspect.isfunction(f) or inspect.isclass(f)) or f.__module__.split('.')[0] != 'coursekit': return None
     try: lines, start = inspect.getsourcelines(f)
     except (TypeError, OSError): return None
-    s = _index()['settings']
-    return f"{s['git_url']}/blob/{s['branch']}/{f.__module__.replace('.', '/')}.py#L{start}"
+    s, file = _index()['settings'], Path(inspect.getsourcefile(f)).resolve()
+    repo = Path(sys.modules['coursekit'].__file__).resolve().parent.parent
+    return f"{s['git_url']}/blob/{s['branch']}/{file.relative_to(repo).as_posix()}#L{start}"
 
 # %% ../nbs/05_docs.ipynb #1c21841a
 class DocEntry:

@@ -5,12 +5,17 @@
 # %% auto #0
 __all__ = ['notebooks', 'source_key', 'run_notebooks', 'page_entries', 'entry_md', 'add_entries', 'offline_outputs',
            'plain_headings', 'toc_anchors', 'page_name', 'process_notebook', 'page_anchors', 'fix_links', 'page_title',
-           'site_nav', 'mkdocs_config', 'build_docs', 'serve_site']
+           'site_nav', 'mkdocs_config', 'make_pages', 'build_docs', 'serve_site']
 
 # %% ../nbs/06_docsite.ipynb #d502ec75
-import hashlib, json, os, re, shutil, sys
+import hashlib, json, os, re, shutil, subprocess, sys, threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import import_module
 from pathlib import Path
+
+import yaml
+from fastcore.xtras import working_directory
 
 from .cli import find_nbs, run_notebook
 from execnb.nbio import mk_cell, read_nb, write_nb
@@ -181,7 +186,7 @@ _ANCHOR = re.compile(r'<a id="([^"]+)"></a>|^#{3,4} (.+)$', re.M)
 _MD_LINK = re.compile(r'\[([^\]]*)\]\(([^)\s]+)\)')
 
 def page_anchors(nb) -> set:
-    "The entry ids on the page of the processed notebook `nb`."
+    "The ids a link may point to on the page of the processed notebook `nb`: its entries and headings."
     return {a or slugify(h.replace('\\_', '_')) for c in nb.cells if c.cell_type == 'markdown'
             for a, h in _ANCHOR.findall(c.source)}
 
@@ -246,51 +251,53 @@ def mkdocs_config(src, site, nav:list) -> dict:
                                                       'ignore_h1_titles': True}}],      # the sidebar's titles
             'extra_css': ['assets/coursekit.css'], 'nav': nav}
 
-# %% ../nbs/06_docsite.ipynb #7f3d8dd7
-def build_docs(out='build/site', runs='build/runs', force:bool=False, root=None) -> dict:
-    "Build the docs site into `out` from the notebooks, run (or reused) in `runs`; return its page and entry counts."
-    import yaml
-    root = Path(root) if root else find_nbs().parent
-    out, runs = (root/out).resolve(), (root/runs).resolve()
-    src = out.parent/'docs_src'
-    cwd = os.getcwd(); os.chdir(root)        # nbdev reads settings.ini from the working folder
-    try:
-        ran = run_notebooks(root/'nbs', runs, root/'coursekit', force=force)
-        shutil.rmtree(src, ignore_errors=True); (src/'assets').mkdir(parents=True)
-        pages = [(r.name, page_name(r), page_title(read_nb(r)), nbp._default_exp(read_nb(r)) is not None) for r in ran]
-        nbs = {page_name(r): (r, process_notebook(r, src/page_name(r).replace('.html', '.ipynb'))) for r in ran}
-    finally: os.chdir(cwd)
+# %% ../nbs/06_docsite.ipynb #371f6651
+def make_pages(ran:list, src) -> tuple:
+    "Process the run notebooks `ran` into page sources in `src`, links checked; return the sidebar and the entry count."
+    pages, nbs, entries = [], {}, 0
+    for r in ran:
+        raw, page = read_nb(r), page_name(r)
+        mod = _module_of(raw)
+        pages.append((r.name, page, page_title(raw), mod is not None))
+        entries += len(page_entries(mod)) if mod else 0
+        nbs[page] = (r, process_notebook(r, Path(src)/page.replace('.html', '.ipynb')))
     anchors = {page: page_anchors(nb) for page, (r, nb) in nbs.items()}
-    base = site_url()
     for page, (r, nb) in nbs.items():
         for c in nb.cells:
-            if c.cell_type == 'markdown': c.source = fix_links(c.source, anchors, base, where=r.name)
-        write_nb(nb, src/page.replace('.html', '.ipynb'))
+            if c.cell_type == 'markdown': c.source = fix_links(c.source, anchors, site_url(), where=r.name)
+        write_nb(nb, Path(src)/page.replace('.html', '.ipynb'))
+    return site_nav(pages), entries
+
+# %% ../nbs/06_docsite.ipynb #87c190f2
+def build_docs(out='build/site', runs='build/runs', force:bool=False, root=None) -> dict:
+    "Build the docs site into `out` from the notebooks, run (or reused) in `runs`; return its page and entry counts."
+    root = Path(root) if root else find_nbs().parent
+    out, runs = (root/out).resolve(), (root/runs).resolve()
+    src, cfg = out.parent/'docs_src', out.parent/'mkdocs.yml'
+    with working_directory(root):
+        ran = run_notebooks(root/'nbs', runs, root/'coursekit', force=force)
+        shutil.rmtree(src, ignore_errors=True); (src/'assets').mkdir(parents=True)
+        nav, entries = make_pages(ran, src)
     (src/'assets'/'coursekit.css').write_text(_CSS)
     (src/'assets'/'no-mathjax.js').write_text('// The notebooks write no formulas: no MathJax is loaded.\n')
-    nav = site_nav(pages)
-    cfg = out.parent/'mkdocs.yml'
     cfg.write_text(yaml.safe_dump(mkdocs_config(src, out, nav), sort_keys=False))
     _mkdocs_build(cfg)
-    summary = {'pages': len(nbs), 'entries': sum(len(a) for a in anchors.values()), 'site': str(out)}
-    print(f"docs: {summary['pages']} pages, {summary['entries']} entries, in {out}", flush=True)
-    return summary
+    print(f'docs: {len(ran)} pages, {entries} entries, in {out}', flush=True)
+    return {'pages': len(ran), 'entries': entries, 'site': str(out)}
 
 def _mkdocs_build(cfg):
     "Run `mkdocs build --strict` on the configuration file `cfg` (a warning is an error)."
-    import subprocess
     env = {**os.environ, 'NO_MKDOCS_2_WARNING': '1'}
     r = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '--strict', '--quiet', '-f', str(cfg)], env=env,
                        cwd=Path(cfg).parent, capture_output=True, text=True)   # mkdocs-jupyter caches in .cache/ there
     if r.returncode: raise RuntimeError(f'mkdocs build failed:\n{r.stdout}{r.stderr}')
 
-# %% ../nbs/06_docsite.ipynb #87c190f2
+# %% ../nbs/06_docsite.ipynb #b068f77e
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
 def serve_site(site, port:int=8000):
     "Serve the folder `site` on 127.0.0.1:`port` (0: any free port) in a background thread; return the server."
-    import functools, threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args): pass
-    server = ThreadingHTTPServer(('127.0.0.1', port), functools.partial(Quiet, directory=str(site)))
+    server = ThreadingHTTPServer(('127.0.0.1', port), partial(_QuietHandler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
