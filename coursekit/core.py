@@ -94,7 +94,7 @@ def _ls(self:Path):
 
 Path.ls = _ls
 
-# %% ../nbs/00_core.ipynb #a61aeff8
+# %% ../nbs/00_core.ipynb #8ab08e03
 def _pca(self:torch.Tensor, k:int=2):
     "Project the rows of this 2-d tensor onto its `k` principal components."
     x = self - self.mean(0)
@@ -103,7 +103,7 @@ def _pca(self:torch.Tensor, k:int=2):
 
 torch.Tensor.pca = _pca
 
-# %% ../nbs/00_core.ipynb #0e93c94a
+# %% ../nbs/00_core.ipynb #56eae1bb
 def atomic_save(obj, fname):
     "`torch.save(obj)` to `fname` so that a crash part-way leaves any previous `fname` untouched."
     fname = Path(fname)
@@ -117,7 +117,7 @@ def atomic_save(obj, fname):
         raise
     return fname
 
-# %% ../nbs/00_core.ipynb #9798711f
+# %% ../nbs/00_core.ipynb #1971fe69
 def qualname(o) -> str:
     "The `'module:name'` of the class or function `o`, for `from_qualname`."
     return f'{o.__module__}:{o.__qualname__}'

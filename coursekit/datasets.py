@@ -158,7 +158,7 @@ class Config:
         "The mirror (a folder or a URL) that stands in for the internet, or `None`."
         return cls.get('mirror')
 
-# %% ../nbs/01_datasets.ipynb #83aafb7b
+# %% ../nbs/01_datasets.ipynb #ad007411
 class DownloadError(OSError):
     "An archive could not be fetched: the message says from where, why, and what to do."
 
@@ -175,7 +175,7 @@ def _source(url:str) -> str:
     if not mirror: return url if url.endswith(_EXTS) else f'{url}.tgz'
     return f"{mirror.rstrip('/')}/{url2name(url)}.tgz" if _is_url(mirror) else str(Path(mirror).expanduser()/f'{url2name(url)}.tgz')
 
-# %% ../nbs/01_datasets.ipynb #56379d2f
+# %% ../nbs/01_datasets.ipynb #ab719291
 def _pid_alive(pid:int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -196,7 +196,7 @@ def _remove_stale(target:Path, kind:str):
     "Delete leftovers of `target` of this `kind` whose owning process is dead."
     for p in _dead_leftovers(target, kind): shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
-# %% ../nbs/01_datasets.ipynb #5fe6936a
+# %% ../nbs/01_datasets.ipynb #8d9135d1
 def _writable_folder(folder:Path) -> Path:
     "Create `folder` if needed and check we can write there, or say which setting to change."
     try:
@@ -247,7 +247,7 @@ def _fetch(src:str, fname:Path, url:str):
         raise DownloadError(f"The download of {src} failed ({e}). Run the same line again to retry.") from None
     finally: tmp.unlink(missing_ok=True)
 
-# %% ../nbs/01_datasets.ipynb #a8a2e675
+# %% ../nbs/01_datasets.ipynb #6a4ba7e3
 def download_data(url:str, fname=None, data:bool=True, force_download:bool=False) -> Path:
     "Download the archive behind `url` to `fname` (default: in `Config.archive_path()`) and return its path."
     url = _check_url(url)
@@ -266,7 +266,7 @@ def download_data(url:str, fname=None, data:bool=True, force_download:bool=False
             f"with MD5 {check[1]} were expected; it was deleted. Run the same line again; if it keeps failing, the file online has changed.")
     return fname
 
-# %% ../nbs/01_datasets.ipynb #b0735bbe
+# %% ../nbs/01_datasets.ipynb #397949ed
 def _check_url(url) -> str:
     "Return `url` as a string, or explain why it is not a dataset URL."
     url = str(url)
@@ -277,7 +277,7 @@ def _check_url(url) -> str:
     hint = f" Did you mean {' or '.join(dict.fromkeys('URLs.'+names[c] for c in close))}?" if close else ''
     raise ValueError(f"{url!r} is not a dataset URL: untar_data takes a URL such as URLs.PETS or 'https://.../name.tgz'.{hint}")
 
-# %% ../nbs/01_datasets.ipynb #da28ff96
+# %% ../nbs/01_datasets.ipynb #2a2cea0c
 def _unpack(archive:Path, dest:Path):
     "Unpack the tar or zip file `archive` into the folder `dest`."
     try:
@@ -316,7 +316,7 @@ def _extract(archive:Path, target:Path):
         _move_into_place(items[0] if len(items)==1 and items[0].is_dir() else tmp, target)
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
-# %% ../nbs/01_datasets.ipynb #07422a30
+# %% ../nbs/01_datasets.ipynb #c46fe973
 def untar_data(url:str, fname=None, dest=None, data:bool=True, force_download:bool=False) -> Path:
     "Download the dataset at `url` (once) and unpack it; return the folder `dest/<name>` (default: in `Config.data_path()`)."
     url = _check_url(url)

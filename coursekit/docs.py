@@ -42,7 +42,7 @@ def anchor(name:str) -> str:
     "The id of `name`'s entry on its page (nbdev's rule: the name in lower case)."
     return name.lower()
 
-# %% ../nbs/05_docs.ipynb #a1790619
+# %% ../nbs/05_docs.ipynb #d3ce9484
 def bound_names(source:str) -> set:
     "The names that the Python code `source` binds at top level (definitions, assignments, aliases)."
     names = set()
@@ -72,7 +72,7 @@ def _home(elt):
             if getattr(mod, name, None) is elt and name in defined_names(mod): return mod, name
     raise ValueError(f"{elt!r} is not a name that coursekit exports, so it has no entry in the docs.")
 
-# %% ../nbs/05_docs.ipynb #37d98d32
+# %% ../nbs/05_docs.ipynb #71f3d89e
 def _index():
     "nbdev's index of coursekit: settings and, per module, the page of each symbol."
     from coursekit._modidx import d
@@ -95,7 +95,7 @@ def doc_url(elt) -> str:
     if page is None: raise ValueError(f"The module {mod.__name__} has no page on the docs site.")
     return f'{site_url()}{page}#{anchor(name)}'
 
-# %% ../nbs/05_docs.ipynb #70494f25
+# %% ../nbs/05_docs.ipynb #409c2f3a
 def _signature(elt, name:str) -> str:
     "`name(params) -> return` for a function or class, `name = repr` for anything else."
     f = function_of(elt)
@@ -118,7 +118,7 @@ def source_url(elt) -> str:
     repo = Path(sys.modules['coursekit'].__file__).resolve().parent.parent
     return f"{s['git_url']}/blob/{s['branch']}/{file.relative_to(repo).as_posix()}#L{start}"
 
-# %% ../nbs/05_docs.ipynb #1c21841a
+# %% ../nbs/05_docs.ipynb #33c97b36
 class DocEntry:
     "What `doc` shows: the signature, docstring and links of one name."
     def __init__(self, elt):
@@ -134,7 +134,7 @@ class DocEntry:
 
     def __repr__(self): return f'{self.signature}\n\n{self.docstring or ""}\n\nShow in docs: {self.url}'
 
-# %% ../nbs/05_docs.ipynb #409c2f3a
+# %% ../nbs/05_docs.ipynb #9f19da51
 def doc(elt) -> DocEntry:
     "Show the signature and docstring of `elt`, with links to its entry on the docs site and to its source."
     return DocEntry(elt)

@@ -76,7 +76,7 @@ def page_entries(module) -> list:
                 entries.append((f'{name}.{mname}', v, f.__name__ if attached else name))
     return entries
 
-# %% ../nbs/06_docsite.ipynb #c6d13dd0
+# %% ../nbs/06_docsite.ipynb #159ac64b
 def _esc(name:str) -> str: return name.replace('_', r'\_')
 
 def _signature_md(obj, name:str) -> str:
@@ -98,7 +98,7 @@ def entry_md(name:str, obj, src=None) -> str:
     if real != name and '.' not in name: body += f'\n\n`{name}` is another name for `{real}`.'
     return head + body
 
-# %% ../nbs/06_docsite.ipynb #33b16393
+# %% ../nbs/06_docsite.ipynb #0e5cdbef
 def _module_of(nb):
     "The coursekit module the notebook `nb` exports to, or None for a lesson notebook."
     m = nbp._default_exp(nb)
@@ -108,7 +108,7 @@ def _is_export(cell) -> bool: return cell.cell_type == 'code' and 'export' in (c
 
 def _md_cell(source:str): return mk_cell(source, cell_type='markdown')
 
-# %% ../nbs/06_docsite.ipynb #263db841
+# %% ../nbs/06_docsite.ipynb #2f023ed2
 class add_entries(Processor):
     "nbdev processor: after each exported cell, the docs entries of the names it defines."
     def begin(self):
@@ -125,7 +125,7 @@ class add_entries(Processor):
         if todo: cells += [_md_cell('## Other names')] + [_md_cell(entry_md(n, o, source_url(o))) for n, o, _ in todo]
         self.nb.cells = cells
 
-# %% ../nbs/06_docsite.ipynb #2f023ed2
+# %% ../nbs/06_docsite.ipynb #b7c6d879
 _WIDGET = 'application/vnd.jupyter.widget-view+json'
 _REMOTE_CSS = re.compile(r'<link[^>]*href="https?://[^"]*"[^>]*>')
 
@@ -138,7 +138,7 @@ def offline_outputs(cell):
             html = ''.join(data['text/html'])
             if _REMOTE_CSS.search(html): data['text/html'] = _REMOTE_CSS.sub('', html)
 
-# %% ../nbs/06_docsite.ipynb #29320d44
+# %% ../nbs/06_docsite.ipynb #519534f8
 _HEADING = re.compile(r'^(#{1,6})[ \t]+(.+?)[ \t]*$', re.M)
 _FENCE = re.compile(r'(^```.*?^```[ \t]*$)', re.M | re.S)
 
@@ -162,7 +162,7 @@ class toc_anchors(Processor):
         for c in self.nb.cells:
             if c.cell_type == 'markdown': c.source = _outside_code(c.source, lambda t: _HEADING.sub(fix, t))
 
-# %% ../nbs/06_docsite.ipynb #519534f8
+# %% ../nbs/06_docsite.ipynb #8766cd9d
 def _procs():
     return [nbp.populate_language, add_entries, plain_headings, nbp.strip_ansi, nbp.hide_line, nbp.filter_stream_,
             nbp.rm_header_dash, nbp.rm_export, nbp.clean_magics, nbp.hide_, nbp.add_links, nbp.strip_hidden_metadata,
@@ -181,7 +181,7 @@ def process_notebook(run, dest):
     write_nb(nb, dest)
     return nb
 
-# %% ../nbs/06_docsite.ipynb #5a33a733
+# %% ../nbs/06_docsite.ipynb #30596b82
 _ANCHOR = re.compile(r'<a id="([^"]+)"></a>|^#{3,4} (.+)$', re.M)
 _MD_LINK = re.compile(r'\[([^\]]*)\]\(([^)\s]+)\)')
 
@@ -203,7 +203,7 @@ def fix_links(text:str, anchors:dict, base:str, where:str='') -> str:
         raise ValueError(f'{where}: the link {url!r} points to no {"entry" if page in anchors else "page"} of the docs site.')
     return _MD_LINK.sub(fix, text)
 
-# %% ../nbs/06_docsite.ipynb #3cdeeaf0
+# %% ../nbs/06_docsite.ipynb #7f3d8dd7
 _LAYERS = {'0': 'Foundations', '2': 'Training', '3': 'Training', '4': 'Vision', '6': 'Tabular and collaborative filtering'}
 
 def page_title(nb) -> str:
@@ -228,7 +228,7 @@ def site_nav(pages:list) -> list:
     lessons.sort(key=lambda d: _lesson_number(next(iter(d))))         # as taught; stable for parts of a lesson
     return nav + [{'Lessons': lessons}, {'Library': [{k: v} for k, v in layers.items()]}]
 
-# %% ../nbs/06_docsite.ipynb #75c75f32
+# %% ../nbs/06_docsite.ipynb #ad3d9c1a
 _CSS = """/* coursekit: source links float right of their entry, as in nbdev's pages */
 .ck-source { float: right; font-size: smaller; }
 .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
@@ -251,7 +251,7 @@ def mkdocs_config(src, site, nav:list) -> dict:
                                                       'ignore_h1_titles': True}}],      # the sidebar's titles
             'extra_css': ['assets/coursekit.css'], 'nav': nav}
 
-# %% ../nbs/06_docsite.ipynb #371f6651
+# %% ../nbs/06_docsite.ipynb #d7631098
 def make_pages(ran:list, src) -> tuple:
     "Process the run notebooks `ran` into page sources in `src`, links checked; return the sidebar and the entry count."
     pages, nbs, entries = [], {}, 0
@@ -268,7 +268,7 @@ def make_pages(ran:list, src) -> tuple:
         write_nb(nb, Path(src)/page.replace('.html', '.ipynb'))
     return site_nav(pages), entries
 
-# %% ../nbs/06_docsite.ipynb #87c190f2
+# %% ../nbs/06_docsite.ipynb #3786d208
 def build_docs(out='build/site', runs='build/runs', force:bool=False, root=None) -> dict:
     "Build the docs site into `out` from the notebooks, run (or reused) in `runs`; return its page and entry counts."
     root = Path(root) if root else find_nbs().parent
@@ -292,7 +292,7 @@ def _mkdocs_build(cfg):
                        cwd=Path(cfg).parent, capture_output=True, text=True)   # mkdocs-jupyter caches in .cache/ there
     if r.returncode: raise RuntimeError(f'mkdocs build failed:\n{r.stdout}{r.stderr}')
 
-# %% ../nbs/06_docsite.ipynb #b068f77e
+# %% ../nbs/06_docsite.ipynb #10cf4508
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 

@@ -225,7 +225,7 @@ class ImageCleaner:
         _write_csv_atomic([(n, self.labels[i]) for i, n in enumerate(self.names) if i not in self.deleted], self.csv_path)
         return self.csv_path
 
-# %% ../nbs/46_widgets.ipynb #759e15fb
+# %% ../nbs/46_widgets.ipynb #19f86ffd
 def _paths(file_paths) -> list:
     "The paths of `file_paths`: a list, an array, or an `ItemList` (its `items`)."
     if hasattr(file_paths, 'x') and hasattr(file_paths, 'y'): file_paths = file_paths.x
@@ -233,7 +233,7 @@ def _paths(file_paths) -> list:
     if isinstance(items, (np.ndarray, list)): file_paths = items
     return [Path(o) for o in file_paths]
 
-# %% ../nbs/46_widgets.ipynb #19f86ffd
+# %% ../nbs/46_widgets.ipynb #37246a2e
 class FileDeleter:
     "Show the files `file_paths` `batch_size` at a time with a Delete toggle each; Confirm deletes the toggled ones."
     def __init__(self, file_paths, batch_size:int=5):

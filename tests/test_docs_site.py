@@ -210,3 +210,17 @@ def test_every_exported_name_has_an_entry(site):
     assert missing == [], missing
     assert len(entries) > 300, len(entries)
     print(f'{len(entries)} documented names')
+
+
+def test_nbdev_docs_processing_runs_on_every_notebook(monkeypatch):
+    "What `nbdev_docs` does before Quarto renders (nbdev's own processors, `show_doc` cells run) works on every notebook."
+    import warnings
+    from execnb.nbio import read_nb
+    from nbdev.processors import FilterDefaults
+    monkeypatch.chdir(ROOT); monkeypatch.setenv('IN_TEST', '1')
+    for nb_path in sorted((ROOT/'nbs').glob('*.ipynb')):
+        with warnings.catch_warnings():
+            warnings.filterwarnings('error', message='Found cells containing imports and other code')
+            nb = read_nb(nb_path)
+            FilterDefaults()(nb)                                  # raises, naming the cell, if a cell it runs fails
+        assert nb.cells, nb_path
