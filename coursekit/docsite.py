@@ -172,9 +172,8 @@ def page_name(nb) -> str:
     "The site page of the notebook `nb`, as nbdev names it: `29_learner.ipynb` is `learner.html`."
     return _nbpath2html(Path(Path(nb).name)).name
 
-def process_notebook(run, dest):
-    "Write the run notebook `run` as a docs page source at `dest`, processed by nbdev."
-    nb = read_nb(run)
+def process_notebook(nb, dest):
+    "Process the run notebook `nb` (read with `read_nb`) with nbdev, in place, and write it as a page source at `dest`."
     NBProcessor(nb=nb, procs=_procs()).process()
     for c in nb.cells: c.pop('has_sd', None)
     nb.metadata.pop('widgets', None)      # would make the page load widget scripts from the internet
@@ -256,11 +255,11 @@ def make_pages(ran:list, src) -> tuple:
     "Process the run notebooks `ran` into page sources in `src`, links checked; return the sidebar and the entry count."
     pages, nbs, entries = [], {}, 0
     for r in ran:
-        raw, page = read_nb(r), page_name(r)
-        mod = _module_of(raw)
-        pages.append((r.name, page, page_title(raw), mod is not None))
+        nb, page = read_nb(r), page_name(r)
+        mod = _module_of(nb)
+        pages.append((r.name, page, page_title(nb), mod is not None))
         entries += len(page_entries(mod)) if mod else 0
-        nbs[page] = (r, process_notebook(r, Path(src)/page.replace('.html', '.ipynb')))
+        nbs[page] = (r, process_notebook(nb, Path(src)/page.replace('.html', '.ipynb')))
     anchors = {page: page_anchors(nb) for page, (r, nb) in nbs.items()}
     for page, (r, nb) in nbs.items():
         for c in nb.cells:

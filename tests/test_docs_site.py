@@ -9,6 +9,10 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE, SHOTS = ROOT/'build'/'site', ROOT/'build'/'screenshots'
@@ -38,9 +42,6 @@ def base(site):
 
 @pytest.fixture(scope='module')
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     chromium = shutil.which('chromium') or shutil.which('chromium-browser')
     driver = shutil.which('chromedriver')
     if not (chromium and driver):
@@ -70,11 +71,6 @@ def _open(d, url):
             u = m['params']['request']['url']
             if not u.startswith(('http://127.0.0.1:', 'data:', 'blob:', 'about:')): outside.add(u)
     return errors, sorted(outside)
-
-
-def WebDriverWait(d, t):
-    from selenium.webdriver.support.ui import WebDriverWait as W
-    return W(d, t)
 
 
 def test_home_page_loads_without_errors(base, browser):
