@@ -90,7 +90,10 @@ def site_url() -> str:
 
 def doc_url(elt) -> str:
     "The address of `elt`'s entry on the docs site."
-    mod, name = _home(elt)
+    return _entry_url(*_home(elt))
+
+def _entry_url(mod, name:str) -> str:
+    "The address of the entry `name` on the page of the module `mod`."
     page = module_page(mod.__name__)
     if page is None: raise ValueError(f"The module {mod.__name__} has no page on the docs site.")
     return f'{site_url()}{page}#{anchor(name)}'
@@ -126,7 +129,7 @@ class DocEntry:
         self.signature = _signature(elt, self.name)
         f = function_of(elt)
         self.docstring = inspect.getdoc(f) if callable(f) else f'An instance of `{type(elt).__name__}`.'
-        self.url, self.source = doc_url(elt), source_url(elt)
+        self.url, self.source = _entry_url(mod, self.name), source_url(elt)
 
     def _repr_markdown_(self):
         links = f'[Show in docs]({self.url})' + (f' · [source]({self.source})' if self.source else '')
