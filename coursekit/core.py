@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['defaults', 'Defaults', 'tensor', 'listify', 'unwrap_partial', 'set_seed', 'to_device', 'to_cpu', 'to_np',
-           'atomic_save', 'qualname', 'from_qualname']
+           'plot_multi', 'atomic_save', 'qualname', 'from_qualname']
 
 # %% ../nbs/00_core.ipynb #f5c0a959
 import importlib, os, random, tempfile
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -84,7 +85,14 @@ def to_np(b):
     "Turn the tensors in `b` into NumPy arrays (detached, on the CPU)."
     return _apply(lambda t: t.detach().cpu().numpy(), b)
 
-# %% ../nbs/00_core.ipynb #3f8ee982
+# %% ../nbs/00_core.ipynb #941f1318
+def plot_multi(func, r:int=1, c:int=1, figsize:tuple=(12,6)):
+    "Call `func(i, j, ax)` for each cell (row `i`, column `j`) of an `r` x `c` grid of plots."
+    _, axes = plt.subplots(r, c, figsize=figsize, squeeze=False)
+    for i in range(r):
+        for j in range(c): func(i, j, axes[i, j])
+
+# %% ../nbs/00_core.ipynb #8ab08e03
 try: import fastcore.xtras  # noqa: F401  (see above: load fastcore's Path.ls before ours)
 except ImportError: pass
 
@@ -94,7 +102,7 @@ def _ls(self:Path):
 
 Path.ls = _ls
 
-# %% ../nbs/00_core.ipynb #8ab08e03
+# %% ../nbs/00_core.ipynb #56eae1bb
 def _pca(self:torch.Tensor, k:int=2):
     "Project the rows of this 2-d tensor onto its `k` principal components."
     x = self - self.mean(0)
@@ -103,7 +111,7 @@ def _pca(self:torch.Tensor, k:int=2):
 
 torch.Tensor.pca = _pca
 
-# %% ../nbs/00_core.ipynb #56eae1bb
+# %% ../nbs/00_core.ipynb #0c21056c
 def atomic_save(obj, fname):
     "`torch.save(obj)` to `fname` so that a crash part-way leaves any previous `fname` untouched."
     fname = Path(fname)
@@ -117,7 +125,7 @@ def atomic_save(obj, fname):
         raise
     return fname
 
-# %% ../nbs/00_core.ipynb #1971fe69
+# %% ../nbs/00_core.ipynb #b559e562
 def qualname(o) -> str:
     "The `'module:name'` of the class or function `o`, for `from_qualname`."
     return f'{o.__module__}:{o.__qualname__}'

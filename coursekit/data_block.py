@@ -46,6 +46,7 @@ class ItemBase:
 
 class Category(ItemBase):
     "A label: its index in the classes (`data`) and its name (`obj`)."
+    def __int__(self): return int(self.data)
 
 class MultiCategory(ItemBase):
     "Several labels: a one-hot vector (`data`) and the label names (`obj`)."
@@ -124,7 +125,7 @@ class CategoryList(LabelListBase):
 class MultiCategoryList(LabelListBase):
     "Several labels per item (a list, or a string cut at `label_delim`), encoded one-hot over `classes`."
     def __init__(self, items, classes=None, label_delim=None, one_hot:bool=False):
-        if label_delim is not None: items = [[] if pd.isna(o) else str(o).split(label_delim) for o in items]
+        if label_delim is not None: items = [[] if pd.isna(o) else [t for t in str(o).split(label_delim) if t.strip()] for o in items]
         super().__init__([list(o) for o in items])
         self.label_delim = label_delim
         if one_hot:
@@ -251,6 +252,7 @@ class _LabelMixin:
     def _labelled(self, labels, step:str, label_cls=None, **kwargs):
         "A `LabelList` of these items with `labels`; errors name the item and `step`."
         label_cls = label_cls or self._label_cls or _infer_label_cls(labels)
+        if isinstance(label_cls, type) and issubclass(label_cls, ItemList): label_cls = label_cls._label_cls   # `label_cls=PointsItemList`
         if 'sep' in kwargs: kwargs['label_delim'] = kwargs.pop('sep')       # the course's older keyword
         try: y = label_cls(labels, **kwargs)
         except UnknownLabel as e:
@@ -313,7 +315,7 @@ class _LabelMixin:
         labels = {str(self.path/folder/f'{n}{suffix}'): l for n, l in zip(df.iloc[:, fn_col], df.iloc[:, label_col])}
         missing = [o for o in self.items if str(o) not in labels]
         if missing: raise ValueError(f'label_from_csv: {missing[0]} has no row in {self.path/csv_fname} ({len(missing)} such files).')
-        return self.label_from_list([labels[str(o)] for o in self.items], label_delim=sep)
+        return self.label_from_list([labels[str(o)] for o in self.items], **({'label_cls': MultiCategoryList, 'label_delim': sep} if sep else {}))
 
     def label_const(self, const=0, label_cls=None, **kwargs):
         "Give every item the label `const`."
@@ -388,12 +390,15 @@ class ItemList(_SplitMixin, _LabelMixin):
     # The item-level hooks a subclass overrides: `prepare` (e.g. resize an image to `size`), `batch_data`
     # (the tensor that goes into a batch), `item_data` (both for item `i`: a subclass may do it faster, or
     # give `None` for an item it cannot read), `reconstruct` (a batch tensor back to an item to show),
-    # `coerce` (what `predict` accepts) and `show_xys`.
+    # `coerce` (what `predict` accepts), `augment` (the training transforms on one item, for `ds[i]`) and
+    # `show_xys`. Labels that move with their input (a mask, points: `y.moves_with_x`) are prepared
+    # with it by `prepare_pair` and `pair_data` (images define them: the same crop for both).
     def prepare(self, item, train:bool=False, **kwargs): return item
     def batch_data(self, item): return item.data if isinstance(item, ItemBase) else torch.as_tensor(item)
     def item_data(self, i:int, train:bool=False, **kwargs): return self.batch_data(self.prepare(self.get(i), train=train, **kwargs))
     def reconstruct(self, t): return ItemBase(t)
     def coerce(self, item): return item
+    def augment(self, x, y, tfms, **kwargs): return x, y
     def show_xys(self, xs, ys, **kwargs):
         for x, y in zip(xs, ys): print(x, y)
 
@@ -419,15 +424,23 @@ class ItemList(_SplitMixin, _LabelMixin):
         return cls(s['items'], path=s['path'], **s['x_kwargs'])
 
 # %% ../nbs/31_data_block.ipynb #d829e635
-class LabelList(Dataset):
+class LabelList(_SplitMixin, Dataset):
     "A dataset of items `x` with labels `y`: `ds[i]` is `(x[i], y[i])`."
     def __init__(self, x:ItemList, y, tfms=None, tfm_kwargs=None, train:bool=False):
         self.x, self.y, self.tfms, self.tfm_kwargs, self.train = x, y, listify(tfms), dict(tfm_kwargs or {}), train
 
+    def split_by_list(self, train, valid):
+        "The split of these labelled items (the course's oldest order: label, then split) as `LabelLists`."
+        tx = train.x.process()
+        return LabelLists(self.path, LabelList(tx, train.y), LabelList(valid.x.process(tx), valid.y))
+
     def __len__(self): return len(self.x)
     def __getitem__(self, i):
+        "Item `i` as `(x, y)`, prepared (and, in a training set, augmented) as the loader does it; or a subset for indices."
         if np.ndim(i) != 0: return LabelList(self.x[i], self.y[i], self.tfms, self.tfm_kwargs, self.train)
-        return self.x.prepare(self.x.get(i), train=self.train, **self.tfm_kwargs), self.y.get(i)
+        if self.moves_with_x: x, y = self.x.prepare_pair(int(i), self.y, train=self.train, **self.tfm_kwargs)
+        else: x, y = self.x.prepare(self.x.get(i), train=self.train, **self.tfm_kwargs), self.y.get(i)
+        return self.x.augment(x, y, self.tfms, **self.tfm_kwargs) if self.train and self.tfms else (x, y)
     def __repr__(self): return f'{type(self).__name__} ({len(self)} items)\nx: {self.x!r}\ny: {self.y!r}'
     def __getattr__(self, name):
         "What the items know (`data.train_ds.cont_names`, as in the course) is read through the dataset."
@@ -440,6 +453,7 @@ class LabelList(Dataset):
     c = property(lambda self: self.y.c)
     loss_func = property(lambda self: self.y.loss_func)
     in_memory = property(lambda self: hasattr(self.x, 'tensors'), doc="Whether the inputs are tensors in memory (then loaders batch by indexing).")
+    moves_with_x = property(lambda self: getattr(self.y, 'moves_with_x', False), doc="Whether the labels are geometric (masks, points) and move with the input.")
 
     def batch_tensors(self):
         "The whole set as `(x tensors, y tensor)`, for `TensorBatchLoader`."
@@ -447,6 +461,7 @@ class LabelList(Dataset):
 
     def batch_item(self, i:int):
         "What the loader collates for item `i`: the prepared input and the encoded label (`None` if the item cannot be read)."
+        if self.moves_with_x: return self.x.pair_data(i, self.y, train=self.train, **self.tfm_kwargs)
         x = self.x.item_data(i, train=self.train, **self.tfm_kwargs)
         return None if x is None else (x, self.y.data(i))
 
@@ -458,6 +473,13 @@ class LabelList(Dataset):
         "Show batch inputs `xs` with their (encoded) targets `ys`."
         xs = [self.x.reconstruct(_apply(lambda t: t[i], xs)) for i in range(len(ys))]     # `xs` may be a tuple of tensors
         return self.x.show_xys(xs, [self.y.decode(y) for y in ys], **kwargs)
+
+    def show_xyzs(self, xs, ys, zs, **kwargs):
+        "Show batch inputs `xs` with their (encoded) targets `ys` and the model's (decoded) predictions `zs`."
+        xs = [self.x.reconstruct(_apply(lambda t: t[i], xs)) for i in range(len(ys))]
+        show = getattr(self.x, 'show_xyzs', None)
+        if show is None: raise TypeError(f'{type(self.x).__name__} does not know how to show results (it has no show_xyzs).')
+        return show(xs, [self.y.decode(y) for y in ys], [self.y.decode(z) for z in zs], **kwargs)
 
     def for_inference(self):
         "This dataset with its items prepared as for validation (no random crop): what `fix_dl` reads."
@@ -510,6 +532,12 @@ class LabelLists:
 
     def __repr__(self): return f'{type(self).__name__};\n\nTrain: {self.train!r};\n\nValid: {self.valid!r};\n\nTest: {self.test!r}'
     lists = property(lambda self: [ds for ds in (self.train, self.valid, self.test) if ds is not None])
+
+    def datasets(self, dataset_cls=None, **kwargs):
+        "The course's oldest step: nothing to do, or the labels made `dataset_cls` (e.g. `SegmentationDataset, classes=codes`)."
+        if dataset_cls is not None:
+            for ds in self.lists: ds.y = dataset_cls(ds.y.items, **kwargs)
+        return self
 
     def add_test(self, items, label=None):
         "Add a test set of `items` (paths or an `ItemList`), unlabelled."

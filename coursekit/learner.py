@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import listify, to_device, atomic_save, unwrap_partial, qualname
+from .core import listify, to_device, to_cpu, atomic_save, unwrap_partial, qualname, _apply
 from .data import DatasetType
 from .layers import FlattenedLoss, flatten_model, requires_grad
 from .export import load_weights, write_export, read_export
@@ -112,6 +112,12 @@ class Learner:
         self._attach([])
 
     def __repr__(self): return f'Learner(data={self.data!r}, model={type(self.model).__name__}, loss_func={self.loss_func!r})'
+
+    @classmethod
+    def create_unet(cls, data, arch, **kwargs):
+        "The course's older spelling of `unet_learner` (in `coursekit.vision`)."
+        from coursekit.vision.unet import unet_learner      # imported here: the engine does not depend on vision
+        return unet_learner(data, arch, **kwargs)
 
     @property
     def metric_names(self) -> list: return [to_metric(m).name for m in self.metrics]
@@ -267,8 +273,18 @@ def _pred_batch(self, ds_type=DatasetType.Valid, batch=None):
     xb, _ = batch if batch is not None else self.data.one_batch(ds_type, cpu=False)
     return _activation(self.loss_func)(self._eval_forward(xb)).cpu()
 
+def _show_results(self, ds_type=DatasetType.Valid, rows:int=5, **kwargs):
+    "Show `rows` items of the `ds_type` set with their targets and the model's predictions (`figsize`, `imgsize` to size them)."
+    dl = self.data.dl(ds_type)
+    if not hasattr(dl.dataset, 'show_xyzs'):
+        raise TypeError(f'{type(dl.dataset).__name__} does not know how to show results: show_results needs a dataset of the data block API.')
+    xb, yb = _apply(lambda t: t[:rows], next(iter(dl)))
+    dec = _decodes(self.loss_func)(_activation(self.loss_func)(self._eval_forward(xb)))
+    xs, ys = to_cpu(dl.decode((xb, yb)))
+    return dl.dataset.show_xyzs(xs, ys, dec.cpu(), **kwargs)
+
 Learner._eval_forward, Learner.get_preds, Learner.validate = _eval_forward, _get_preds, _validate_public
-Learner.predict, Learner.pred_batch = _predict, _pred_batch
+Learner.predict, Learner.pred_batch, Learner.show_results = _predict, _pred_batch, _show_results
 
 # %% ../nbs/29_learner.ipynb #24108352
 def _fit_one_cycle(self, cyc_len:int, max_lr=slice(3e-3), moms=(0.95, 0.85), div_factor:float=25., pct_start:float=0.3,

@@ -14,10 +14,11 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
+from coursekit.cli import LESSONS
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE, SHOTS = ROOT/'build'/'site', ROOT/'build'/'screenshots'
-LESSON_PAGES = ['sgd_1_linear.html', 'sgd_2_mnist.html', 'regularization.html', 'pets.html', 'bears.html', 'adult.html',
-                'movielens.html', 'rossmann_1_clean.html', 'rossmann_2_train.html']
+LESSON_PAGES = [f.split('_', 1)[1].replace('.ipynb', '.html') for _, files in LESSONS.values() for f in files]   # every lesson's pages
 
 
 @pytest.fixture(scope='module')

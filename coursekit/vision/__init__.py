@@ -8,8 +8,9 @@ __all__ = []
 # %% ../../nbs/49_vision.ipynb #8964eaf4
 from .. import basics as _basics, data_block as _data_block, interpret as _interpret
 from . import image as _image, transform as _transform, data as _data, files as _files, learner as _learner
+from . import targets as _targets, unet as _unet
 
-_modules = [_basics, _data_block, _interpret, _image, _transform, _data, _files, _learner]
+_modules = [_basics, _data_block, _interpret, _image, _transform, _data, _files, _learner, _targets, _unet]
 _own = {name: getattr(m, name) for m in _modules for name in m.__all__}
 globals().update(_own)
 __all__ = list(_own)

@@ -20,7 +20,7 @@ from ..data import DataBunch, DatasetType
 from ..data_block import ItemList, LabelLists
 from .files import image_extensions
 from .image import Image, open_pil, pil2tensor, resize_pil, ResizeMethod
-from .transform import ImageBatchTransform, NormalizeTfm
+from .transform import ImageBatchTransform, NormalizeTfm, apply_tfms
 
 # %% ../../nbs/42_vision_data.ipynb #0301d939
 def image_collate(batch:list):
@@ -91,6 +91,34 @@ class ImageList(ItemList):
             return None
         return pil2tensor(resize_pil(img, size, resize_method, train, padding_mode))
 
+    def _pair(self, i:int, y, train:bool, size, resize_method, padding_mode) -> tuple:
+        "The bytes of image `i` and the tensor of its target `y`, resized together: the same crop for both."
+        fn = self.items[i]
+        img = self.open(fn)             # no draft decoding: the target needs the exact geometry of the file
+        crop = tuple(np.random.rand(2)) if train else (0.5, 0.5)
+        x = pil2tensor(resize_pil(img, size, resize_method, padding_mode=padding_mode, crop_pct=crop))
+        yt = y.item_data(i, img_size=(img.size[1], img.size[0]), img_name=fn, size=size, resize_method=resize_method,
+                         padding_mode=padding_mode, crop_pct=crop)
+        return x, yt
+
+    def prepare_pair(self, i:int, y, train:bool=False, size=None, resize_method=ResizeMethod.CROP, padding_mode:str='reflection', **_):
+        "Image `i` and its target (mask, points), resized together, as items to show."
+        x, yt = self._pair(i, y, train, size, resize_method, padding_mode)
+        return Image(x), y.decode(yt)
+
+    def pair_data(self, i:int, y, train:bool=False, size=None, resize_method=ResizeMethod.CROP, padding_mode:str='reflection', **_):
+        "The tensors of image `i` and its target for a batch; `None`, with a warning, if the image cannot be read."
+        try: return self._pair(i, y, train, size, resize_method, padding_mode)
+        except (OSError, SyntaxError) as e:
+            warnings.warn(f'{self.items[i]} cannot be read as an image ({e}); it is left out of its batch. verify_images(folder) removes such files.')
+            return None
+
+    def augment(self, x:Image, y, tfms, tfm_y:bool=False, padding_mode:str='reflection', **_) -> tuple:
+        "Image `x` (and its target `y` if `tfm_y` and it moves with the image) with the random transforms `tfms`: what one item of a training batch gets."
+        kind = getattr(y, 'tfm_kind', None) if tfm_y else None
+        xb, yb = apply_tfms(tfms, x.data[None].float(), None if kind is None else y.data[None], padding_mode=padding_mode, y_kind=kind or 'mask')
+        return Image(xb[0]), (y if kind is None else y.new(yb[0]))
+
     def batch_data(self, item:Image) -> torch.Tensor: return item.px
     def reconstruct(self, t:torch.Tensor) -> Image: return Image(t.float().clamp(0, 1))
     def coerce(self, item): return _pil(item, self.convert_mode)
@@ -102,6 +130,22 @@ class ImageList(ItemList):
         _, axs = plt.subplots(rows, cols, figsize=figsize or (imgsize*cols, imgsize*rows), squeeze=False)
         for x, y, ax in zip(xs, ys, axs.flatten()): x.show(ax=ax, y=y, **kwargs)
         for ax in axs.flatten()[n:]: ax.axis('off')
+        plt.tight_layout()
+
+    def show_xyzs(self, xs, ys, zs, imgsize:int=4, figsize=None, **kwargs):
+        "Show the images `xs` with targets `ys` and predictions `zs`: side by side (input, target, prediction) for masks and points, titled `target/prediction` for labels."
+        n = len(xs)
+        if hasattr(ys[0], 'show'):           # a target drawn over its image
+            _, axs = plt.subplots(n, 3, figsize=figsize or (imgsize*3, imgsize*n), squeeze=False)
+            for k, title in enumerate(('Input', 'Target', 'Prediction')): axs[0, k].set_title(title)
+            for x, y, z, row in zip(xs, ys, zs, axs):
+                x.show(ax=row[0], **kwargs); x.show(ax=row[1], y=y, **kwargs); x.show(ax=row[2], y=z, **kwargs)
+                for ax, title in zip(row, ('Input', 'Target', 'Prediction')): ax.set_title(title)
+        else:
+            rows = math.ceil(math.sqrt(n)); cols = math.ceil(n/rows)
+            _, axs = plt.subplots(rows, cols, figsize=figsize or (imgsize*cols, imgsize*rows), squeeze=False)
+            for x, y, z, ax in zip(xs, ys, zs, axs.flatten()): x.show(ax=ax, title=f'{y}/{z}', **kwargs)
+            for ax in axs.flatten()[n:]: ax.axis('off')
         plt.tight_layout()
 
 ImageItemList = ImageFileList = ImageList       # the course's older names
@@ -138,7 +182,12 @@ class ImageDataBunch(DataBunch):
         data = super().create(train_ds, valid_ds, test_ds, path=path, bs=bs, val_bs=val_bs, num_workers=num_workers,
                               dl_tfms=dl_tfms, device=device, collate_fn=collate_fn)
         kw = getattr(train_ds, 'tfm_kwargs', {})
-        batch_tfm = lambda tfms: ImageBatchTransform(tfms, tfm_y=kw.get('tfm_y', False), padding_mode=kw.get('padding_mode') or 'reflection')
+        y_kind = getattr(getattr(train_ds, 'y', None), 'tfm_kind', None)
+        if y_kind in ('mask', 'points') and not kw.get('tfm_y') and any(t.kind == 'coord' for t in getattr(train_ds, 'tfms', [])):
+            warnings.warn(f'The targets are {y_kind} but transform() was not given tfm_y=True: flips, rotations and zooms will move '
+                          'the images and not their targets. Pass tfm_y=True.')
+        batch_tfm = lambda tfms: ImageBatchTransform(tfms, tfm_y=kw.get('tfm_y', False), padding_mode=kw.get('padding_mode') or 'reflection',
+                                                     y_kind=y_kind)
         data.train_dl.tfms.insert(0, batch_tfm(getattr(train_ds, 'tfms', [])))
         for dl in (data.valid_dl, data.fix_dl, data.test_dl):
             if dl is not None: dl.tfms.insert(0, batch_tfm(getattr(valid_ds, 'tfms', [])))

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['imagenet_stats', 'cifar_stats', 'mnist_stats', 'pil2tensor', 'image2np', 'Image', 'show_image', 'open_pil',
-           'open_image', 'get_image_files', 'ResizeMethod', 'resize_pil', 'resize_to']
+           'open_image', 'get_image_files', 'ResizeMethod', 'resize_plan', 'resize_pil', 'resize_to']
 
 # %% ../../nbs/40_vision_image.ipynb #4928374e
 import io
@@ -18,6 +18,7 @@ import torch
 from ..core import defaults
 from ..data_block import get_files
 from .files import image_extensions
+from . import transform
 
 # %% ../../nbs/40_vision_image.ipynb #a5902b89
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -77,6 +78,12 @@ class Image:
         if title is not None: ax.set_title(title)
         return ax
 
+    def apply_tfms(self, tfms, size=None, resize_method='crop', padding_mode:str='reflection', mode:str='bilinear'):
+        "A new image: this one resized to `size` (if given), then augmented by the random transforms `tfms` (e.g. `get_transforms()[0]`)."
+        img = Image(pil2tensor(resize_pil(self.to_pil(), size, resize_method, padding_mode=padding_mode))) if size is not None else self
+        x, _ = transform.apply_tfms(tfms, img.data[None].float(), padding_mode=padding_mode, mode=mode)
+        return Image(x[0])
+
 # %% ../../nbs/40_vision_image.ipynb #fd8776d7
 def show_image(img, ax=None, figsize:tuple=(3, 3), hide_axis:bool=True, cmap=None, alpha:float=None, title:str=None, **kwargs):
     "Show `img` (an `Image` or a tensor (channels, height, width)) on `ax`; returns the axes."
@@ -128,22 +135,31 @@ def _size2(size) -> tuple:
 
 _PAD = {'reflection': 'reflect', 'zeros': 'constant', 'border': 'edge'}
 
-def resize_pil(img:PIL.Image.Image, size, method=ResizeMethod.CROP, train:bool=False, padding_mode:str='reflection',
-               resample=PIL.Image.Resampling.BILINEAR) -> PIL.Image.Image:
-    "`img` resized to `size` ((height, width) or an int for a square) by `method` (a random crop when `train`)."
-    if size is None or method in (ResizeMethod.NO, 'no'): return img
-    method = ResizeMethod[method.upper()] if isinstance(method, str) else method
-    (h, w), (W, H) = _size2(size), img.size
-    if method == ResizeMethod.SQUISH: return img.resize((w, h), resample)
+def _method(method) -> ResizeMethod:
+    return ResizeMethod[method.upper()] if isinstance(method, str) else method
+
+def resize_plan(img_size:tuple, size, method=ResizeMethod.CROP, crop_pct=(0.5, 0.5)) -> tuple:
+    "Where `resize_pil` puts an image of `img_size` (height, width): the size it is scaled to `(nh, nw)` and the `(top, left)` of the window kept (negative: padding)."
+    (h, w), (H, W), method = _size2(size), img_size, _method(method)
+    if method == ResizeMethod.SQUISH: return (h, w), (0, 0)
     scale = max(h/H, w/W) if method == ResizeMethod.CROP else min(h/H, w/W)
-    nw, nh = max(w if method == ResizeMethod.CROP else 1, round(W*scale)), max(h if method == ResizeMethod.CROP else 1, round(H*scale))
-    if (nw, nh) != (W, H): img = img.resize((nw, nh), resample)
-    if method == ResizeMethod.CROP:
-        r, c = (np.random.rand(2) if train else (0.5, 0.5))
-        top, left = int(r*(nh - h)), int(c*(nw - w))
-        return img.crop((left, top, left + w, top + h))
+    lo = (h, w) if method == ResizeMethod.CROP else (1, 1)
+    nh, nw = max(lo[0], round(H*scale)), max(lo[1], round(W*scale))
+    if method == ResizeMethod.CROP: return (nh, nw), (int(crop_pct[0]*(nh - h)), int(crop_pct[1]*(nw - w)))
+    return (nh, nw), (-((h - nh)//2), -((w - nw)//2))
+
+def resize_pil(img:PIL.Image.Image, size, method=ResizeMethod.CROP, train:bool=False, padding_mode:str='reflection',
+               resample=PIL.Image.Resampling.BILINEAR, crop_pct=None) -> PIL.Image.Image:
+    "`img` resized to `size` ((height, width) or an int for a square) by `method`; the crop is at `crop_pct` (random when `train`, else centred)."
+    if size is None or _method(method) == ResizeMethod.NO: return img
+    if crop_pct is None: crop_pct = tuple(np.random.rand(2)) if train else (0.5, 0.5)
+    (h, w), method = _size2(size), _method(method)
+    (nh, nw), (top, left) = resize_plan((img.size[1], img.size[0]), size, method, crop_pct)
+    if (nw, nh) != img.size: img = img.resize((nw, nh), resample)
+    if method == ResizeMethod.SQUISH: return img
+    if method == ResizeMethod.CROP: return img.crop((left, top, left + w, top + h))
     a = np.asarray(img)
-    pads = ((( h - nh)//2, h - nh - (h - nh)//2), ((w - nw)//2, w - nw - (w - nw)//2)) + (((0, 0),) if a.ndim == 3 else ())
+    pads = ((-top, h - nh + top), (-left, w - nw + left)) + (((0, 0),) if a.ndim == 3 else ())
     mode = _PAD.get(padding_mode, padding_mode)
     if mode == 'reflect' and (nh < 2 or nw < 2): mode = 'edge'
     return PIL.Image.fromarray(np.pad(a, pads, mode=mode))

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['models', 'create_cnn', 'ConvLearner', 'arch_name', 'arch_meta', 'WeightsUnavailable', 'pretrained_state',
-           'create_body', 'create_head', 'cnn_model', 'cnn_learner']
+           'load_pretrained', 'create_body', 'create_head', 'cnn_model', 'cnn_learner']
 
 # %% ../../nbs/44_vision_learner.ipynb #606c29d3
 from pathlib import Path
@@ -59,6 +59,13 @@ def pretrained_state(name:str) -> dict:
             f'and run this again, or copy the file {fname} into {folder} (torch\'s cache; $TORCH_HOME moves it), '
             'or train from scratch with pretrained=False.') from e
 
+def load_pretrained(body:nn.Sequential, name:str) -> nn.Sequential:
+    "Give `body`, the body of the torchvision architecture `name`, its ImageNet weights (`pretrained_state`)."
+    full = getattr(torchvision.models, name)(weights=None)
+    full.load_state_dict(pretrained_state(name))
+    body.load_state_dict(nn.Sequential(*list(full.children())[:len(body)]).state_dict())
+    return body
+
 # %% ../../nbs/44_vision_learner.ipynb #a901c4f4
 def create_body(arch, cut=None) -> nn.Sequential:
     "The body of the torchvision architecture `arch` (random weights): its children up to `cut`."
@@ -102,10 +109,7 @@ def cnn_learner(data, base_arch, cut=None, pretrained:bool=True, lin_ftrs=None, 
         model[1] = custom_head
         model.recipe = None      # a head of the user's own: export it with pickle_model=True
     if init is not None: _init_head(model[1], init)
-    if pretrained:
-        full = getattr(torchvision.models, name)(weights=None)
-        full.load_state_dict(pretrained_state(name))
-        model[0].load_state_dict(nn.Sequential(*list(full.children())[:len(model[0])]).state_dict())
+    if pretrained: load_pretrained(model[0], name)
     learn = Learner(data, model, **kwargs)
     learn.split(split_on or arch_meta(name)['split'])
     if pretrained: learn.freeze()

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['rand_zoom', 'RandTransform', 'flip_lr', 'dihedral', 'rotate', 'zoom', 'homography', 'symmetric_warp', 'rand_pad',
-           'brightness', 'contrast', 'apply_tfms', 'get_transforms', 'ImageBatchTransform', 'NormalizeTfm']
+           'brightness', 'contrast', 'move_points', 'apply_tfms', 'get_transforms', 'ImageBatchTransform',
+           'NormalizeTfm']
 
 # %% ../../nbs/41_vision_transform.ipynb #0ca54d61
 import math
@@ -146,8 +147,22 @@ def _grid(m:torch.Tensor, h:int, w:int) -> torch.Tensor:
     g = base @ m.transpose(1, 2)
     return (g[..., :2]/g[..., 2:3]).view(-1, h, w, 2)
 
-def apply_tfms(tfms, x:torch.Tensor, y:torch.Tensor=None, padding_mode:str='reflection', mode:str='bilinear'):
-    "Apply the random transforms `tfms` to the batch of images `x` (n, c, h, w, floats), and the same coordinate changes to the masks `y`."
+def move_points(m:torch.Tensor, pts:torch.Tensor) -> torch.Tensor:
+    "Where the points `pts` (n, k, 2) of `(y, x)` in [-1, 1] go when images are resampled with the matrices `m` (n, 3, 3)."
+    xy1 = torch.cat([pts.flip(-1), torch.ones_like(pts[..., :1])], -1)
+    out = xy1 @ torch.linalg.inv(m.double()).to(pts.dtype).transpose(1, 2)
+    return (out[..., :2]/out[..., 2:3]).flip(-1)
+
+def _resample_y(y, grid, m, y_kind:str, padding_mode:str):
+    "The target `y` moved like its image: a mask (nearest), points (by the inverse matrices) or an image."
+    if y_kind == 'points': return move_points(m, y.float()).to(y.dtype)
+    if y_kind == 'image': return F.grid_sample(y, grid.to(y.dtype), padding_mode=padding_mode, align_corners=True)
+    yf = y[:, None] if y.dim() == 3 else y
+    yf = F.grid_sample(yf.to(grid.dtype), grid, mode='nearest', padding_mode=padding_mode, align_corners=True)
+    return (yf[:, 0] if y.dim() == 3 else yf).to(y.dtype)
+
+def apply_tfms(tfms, x:torch.Tensor, y:torch.Tensor=None, padding_mode:str='reflection', mode:str='bilinear', y_kind:str='mask'):
+    "Apply the random transforms `tfms` to the batch of images `x` (n, c, h, w, floats), and the same coordinate changes to the target `y` (a `y_kind`: 'mask', 'points' or 'image')."
     tfms = listify(tfms)
     n, _, h, w = x.shape
     coord, light = [t for t in tfms if t.kind == 'coord'], [t for t in tfms if t.kind == 'lighting']
@@ -159,16 +174,13 @@ def apply_tfms(tfms, x:torch.Tensor, y:torch.Tensor=None, padding_mode:str='refl
             padding_mode = t.padding_mode or padding_mode
         grid = _grid(m, h, w).to(x.dtype)
         x = F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
-        if y is not None:
-            yf = y[:, None] if y.dim() == 3 else y
-            yf = F.grid_sample(yf.to(x.dtype), grid, mode='nearest', padding_mode=padding_mode, align_corners=True)
-            y = (yf[:, 0] if y.dim() == 3 else yf).to(y.dtype)
+        if y is not None: y = _resample_y(y, grid, m, y_kind, padding_mode)
     for t in light:
         params, mask = t.sample(n, x.device)
         x = t.make(x, mask, **params)
     return x, y
 
-# %% ../../nbs/41_vision_transform.ipynb #49249c5b
+# %% ../../nbs/41_vision_transform.ipynb #3766039f
 def get_transforms(do_flip:bool=True, flip_vert:bool=False, max_rotate:float=10., max_zoom:float=1.1,
                    max_lighting:float=0.2, max_warp:float=0.2, p_affine:float=0.75, p_lighting:float=0.75, xtra_tfms=None) -> tuple:
     "The course's standard augmentation: `(train_tfms, valid_tfms)`."
@@ -182,27 +194,25 @@ def get_transforms(do_flip:bool=True, flip_vert:bool=False, max_rotate:float=10.
         res.append(contrast(scale=(1 - max_lighting, 1/(1 - max_lighting)), p=p_lighting))
     return res + listify(xtra_tfms), []
 
-# %% ../../nbs/41_vision_transform.ipynb #6b8031b7
+# %% ../../nbs/41_vision_transform.ipynb #0e7cbcc6
 class ImageBatchTransform:
-    "Bytes to floats in [0, 1], then the random `tfms` (on masks too if `tfm_y`): the first batch transform of an image loader."
-    def __init__(self, tfms=None, tfm_y:bool=False, padding_mode:str='reflection', y_is_image:bool=False):
-        self.tfms, self.tfm_y, self.padding_mode, self.y_is_image = listify(tfms), tfm_y, padding_mode, y_is_image
+    "Bytes to floats in [0, 1], then the random `tfms` (on the targets too if `tfm_y`, by `y_kind`): the first batch transform of an image loader."
+    def __init__(self, tfms=None, tfm_y:bool=False, padding_mode:str='reflection', y_kind:str=None):
+        self.tfms, self.tfm_y, self.padding_mode, self.y_kind = listify(tfms), tfm_y, padding_mode, y_kind
 
-    def __repr__(self): return f'{type(self).__name__}({self.tfms}, tfm_y={self.tfm_y})'
+    def __repr__(self): return f'{type(self).__name__}({self.tfms}, tfm_y={self.tfm_y}, y_kind={self.y_kind})'
 
     def __call__(self, b):
         xb, yb = b
         xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb
-        if self.y_is_image and yb.dtype == torch.uint8: yb = yb.float().div_(255)
+        if self.y_kind == 'image' and yb.dtype == torch.uint8: yb = yb.float().div_(255)
         if self.tfms:
-            if self.tfm_y and self.y_is_image:       # an image target (super-resolution): the same transform, all channels
-                both, _ = apply_tfms(self.tfms, torch.cat([xb, yb], 1), padding_mode=self.padding_mode)
-                return both[:, :xb.shape[1]], both[:, xb.shape[1]:]
-            xb, ym = apply_tfms(self.tfms, xb, yb if self.tfm_y else None, padding_mode=self.padding_mode)
+            xb, ym = apply_tfms(self.tfms, xb, yb if self.tfm_y else None, padding_mode=self.padding_mode, y_kind=self.y_kind or 'mask')
             if self.tfm_y: yb = ym
+        if self.y_kind == 'mask': yb = yb.long()          # masks travel as bytes, the loss wants integer codes
         return xb, yb
 
-# %% ../../nbs/41_vision_transform.ipynb #e9b42185
+# %% ../../nbs/41_vision_transform.ipynb #7ff2aa4e
 class NormalizeTfm:
     "Normalize each channel of the inputs (and of image targets if `do_y`) with `mean` and `std`; `decode` undoes it."
     def __init__(self, mean, std, do_x:bool=True, do_y:bool=False):
