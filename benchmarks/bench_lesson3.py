@@ -58,7 +58,6 @@ Run: .venv/bin/python benchmarks/bench_lesson3.py [--what planet camvid headpose
 import argparse, json, os, subprocess, sys, tempfile, time
 from collections import Counter
 from functools import partial
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -68,45 +67,14 @@ import torch
 from coursekit.vision import (untar_data, URLs, ImageList, SegmentationItemList, PointsItemList, get_transforms, imagenet_stats,
                               cnn_learner, unet_learner, models, accuracy_thresh, fbeta, ResizeMethod, set_seed, defaults)
 from coursekit.vision.transform import ImageBatchTransform
-from coursekit.callback import Callback
+from lesson3_targets import planet_metrics, head_ctr as head_ctr_px, ref_point      # benchmarks/lesson3_targets.py
+from timing import sync as _sync, EpochTimer as _EpochTimer      # benchmarks/timing.py
 
 TASKS = {'planet': dict(url='PLANET_SAMPLE', bs=64, epochs=5, lr=1e-2, quick=128,
                         ref='fastai v2 fbeta 0.726, accuracy_thresh 0.898, 43 s'),
          'camvid': dict(url='CAMVID_TINY', bs=8, epochs=4, lr=1e-3, quick=24, ref='fastai v2 foreground accuracy 0.605, 88.9 s'),
          'headpose': dict(url='PETS', bs=16, epochs=30, lr=1e-2, quick=48, ref='fastai v2 MSE 0.063 (mean point 0.066), 163 s'),
          'aug': dict(url='CAMVID_TINY', bs=64)}
-
-
-def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-
-
-class _EpochTimer(Callback):
-    "Seconds of each epoch (training and validation)."
-    order = -100
-    def __init__(self, device): self.device, self.times = device, []
-    def before_epoch(self): self.t = time.perf_counter()
-    def after_epoch(self): _sync(self.device); self.times.append(time.perf_counter() - self.t)
-
-
-def planet_metrics(probs, targs, thresh:float=0.2, beta:float=2., eps:float=1e-9) -> dict:
-    "accuracy_thresh and fbeta (per image, averaged) of the probabilities `probs` against the 0/1 `targs`."
-    pred, t = (probs > thresh).float(), targs.float()
-    tp = (pred*t).sum(1)
-    prec, rec = tp/(pred.sum(1) + eps), tp/(t.sum(1) + eps)
-    return {'fbeta': float(((1 + beta**2)*prec*rec/(beta**2*prec + rec + eps)).mean()), 'acc_thresh': float((pred == t).float().mean())}
-
-
-def head_ctr_px(xml_file) -> tuple:
-    "The centre (row, column) of the head box in `xml_file`, in pixels."
-    box = ET.parse(xml_file).find('object/bndbox')
-    x0, y0, x1, y1 = (float(box.find(k).text) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
-    return (y0 + y1)/2, (x0 + x1)/2
-
-
-def ref_point(img_size:tuple, ctr:tuple, size=(120, 160)) -> list:
-    "The point `ctr` (row, column) of an image of `img_size` (height, width) squished to `size`, in coursekit's [-1, 1]."
-    return [((c + 0.5)*n/o - 0.5)/((n - 1)/2) - 1 for c, o, n in zip(ctr, img_size, size)]
 
 
 def _run(learn, epochs:int, lr:float, args) -> tuple:

@@ -42,22 +42,10 @@ import torch
 from coursekit.tabular import (untar_data, URLs, TabularList, FillMissing, Categorify, Normalize, tabular_learner, accuracy,
                                set_seed, defaults)
 from coursekit.collab import CollabDataBunch, collab_learner
-from coursekit.callback import Callback
+from timing import sync as _sync, EpochTimer as _EpochTimer      # benchmarks/timing.py
 
 CAT_NAMES = ['workclass', 'education', 'marital-status', 'occupation', 'relationship', 'race']
 CONT_NAMES = ['age', 'fnlwgt', 'education-num']
-
-
-def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
-
-
-class _EpochTimer(Callback):
-    "Seconds of each epoch (training and validation)."
-    order = -100
-    def __init__(self, device): self.device, self.times = device, []
-    def before_epoch(self): self.t = time.perf_counter()
-    def after_epoch(self): _sync(self.device); self.times.append(time.perf_counter() - self.t)
 
 
 def _run(learn, epochs:int, lr:float, metric:str, args) -> dict:

@@ -21,10 +21,9 @@ from coursekit.vision import (untar_data, URLs, ImageDataBunch, ImageList, cnn_l
                               get_transforms, imagenet_stats, set_seed, defaults)
 from coursekit.vision.transform import ImageBatchTransform
 from coursekit.vision.learner import cnn_model
+from timing import sync as _sync      # benchmarks/timing.py
 
 
-def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
 
 
 def bench_mnist(args):

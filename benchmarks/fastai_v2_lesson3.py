@@ -38,30 +38,10 @@ the timed fit call, the seconds of each epoch (a callback's clock, before_epoch 
 `--warm` more one-epoch fits on the same learner (their times only). Prints one JSON line.
 """
 import argparse, contextlib, json, time, warnings
-import xml.etree.ElementTree as ET
+from lesson3_targets import planet_metrics, head_ctr, ref_point      # benchmarks/lesson3_targets.py
 
 TASKS = {'planet': dict(bs=64, epochs=5, lr=1e-2), 'camvid': dict(bs=8, epochs=4, lr=1e-3),
          'headpose': dict(bs=16, epochs=30, lr=1e-2), 'aug': dict(bs=64)}
-
-
-def planet_metrics(probs, targs, thresh:float=0.2, beta:float=2., eps:float=1e-9) -> dict:
-    "accuracy_thresh and fbeta (per image, averaged) of the probabilities `probs` against the 0/1 `targs`."
-    pred, t = (probs > thresh).float(), targs.float()
-    tp = (pred*t).sum(1)
-    prec, rec = tp/(pred.sum(1) + eps), tp/(t.sum(1) + eps)
-    return {'fbeta': float(((1 + beta**2)*prec*rec/(beta**2*prec + rec + eps)).mean()), 'acc_thresh': float((pred == t).float().mean())}
-
-
-def head_ctr(xml_file) -> tuple:
-    "The centre (row, column) of the head box in `xml_file`, in pixels."
-    box = ET.parse(xml_file).find('object/bndbox')
-    x0, y0, x1, y1 = (float(box.find(k).text) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
-    return (y0 + y1)/2, (x0 + x1)/2
-
-
-def ref_point(img_size:tuple, ctr:tuple, size=(120, 160)) -> list:
-    "The point `ctr` (row, column) of an image of `img_size` (height, width) squished to `size`, in coursekit's [-1, 1]."
-    return [((c + 0.5)*n/o - 0.5)/((n - 1)/2) - 1 for c, o, n in zip(ctr, img_size, size)]
 
 
 def main():

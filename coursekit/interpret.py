@@ -132,18 +132,16 @@ def _tag_names(classes, row, sep:str=';') -> str:
     "The names of the tags that are on in the 0/1 `row`, joined with `sep` ('(none)' if none is)."
     return sep.join(str(c) for c, on in zip(classes, row.tolist()) if on) or '(none)'
 
-class MultiLabelClassificationInterpretation:
+class MultiLabelClassificationInterpretation(ClassificationInterpretation):
     "The tag probabilities, one-hot targets and losses of a multi-label classifier on one set; a tag is predicted above `thresh`."
     def __init__(self, learn, preds:torch.Tensor, y_true:torch.Tensor, losses:torch.Tensor, ds_type=DatasetType.Valid,
                  thresh:float=0.5):
         if preds.shape != y_true.shape or preds.dim() != 2:
             raise ValueError(f'Multi-label interpretation needs probabilities and one-hot targets of the same shape (items, tags); got '
                              f'{tuple(preds.shape)} and {tuple(y_true.shape)}. For single-label classifiers, use ClassificationInterpretation.')
-        self.learn, self.preds, self.y_true, self.ds_type, self.thresh = learn, preds.float(), y_true.float(), ds_type, thresh
-        self.losses = losses.float().reshape(len(preds), -1).mean(1)     # one per item (the mean over its tags)
-        self.data = learn.data
-        self.ds = learn.data.dl(ds_type).dataset
-        self.classes = learn.data.classes or list(range(preds.shape[1]))
+        per_item = losses.float().reshape(len(preds), -1).mean(1)       # one loss per item: the mean over its tags
+        super().__init__(learn, preds.float(), y_true.float(), per_item, ds_type)
+        self.thresh = thresh
 
     @classmethod
     def from_learner(cls, learn, ds_type=DatasetType.Valid, activ=None, thresh:float=0.5):
@@ -158,10 +156,6 @@ class MultiLabelClassificationInterpretation:
     def pred_tags(self) -> torch.Tensor:
         "The predicted tags, a boolean tensor (items, tags): probabilities above `thresh`."
         return self.preds > self.thresh
-
-    def top_losses(self, k:int=None, largest:bool=True):
-        "The `k` highest losses (all, by default) and the indices of their items, highest first."
-        return self.losses.topk(len(self.losses) if k is None else min(k, len(self.losses)), largest=largest)
 
     def confusion_matrix(self) -> np.ndarray:
         "One 2x2 matrix per tag, `[[tn, fp], [fn, tp]]` (rows actual, columns predicted): an array (tags, 2, 2), as sklearn's `multilabel_confusion_matrix`."

@@ -125,28 +125,25 @@ class ImageList(ItemList):
 
     def show_xys(self, xs, ys, imgsize:int=4, figsize=None, **kwargs):
         "Show the images `xs` with their targets `ys` in a square grid."
-        n = len(xs)
-        rows = math.ceil(math.sqrt(n)); cols = math.ceil(n/rows)
-        _, axs = plt.subplots(rows, cols, figsize=figsize or (imgsize*cols, imgsize*rows), squeeze=False)
-        for x, y, ax in zip(xs, ys, axs.flatten()): x.show(ax=ax, y=y, **kwargs)
-        for ax in axs.flatten()[n:]: ax.axis('off')
+        for x, y, ax in zip(xs, ys, _square_grid(len(xs), imgsize, figsize)): x.show(ax=ax, y=y, **kwargs)
         plt.tight_layout()
 
     def show_xyzs(self, xs, ys, zs, imgsize:int=4, figsize=None, **kwargs):
         "Show the images `xs` with targets `ys` and predictions `zs`: side by side (input, target, prediction) for masks and points, titled `target/prediction` for labels."
-        n = len(xs)
-        if hasattr(ys[0], 'show'):           # a target drawn over its image
-            _, axs = plt.subplots(n, 3, figsize=figsize or (imgsize*3, imgsize*n), squeeze=False)
-            for k, title in enumerate(('Input', 'Target', 'Prediction')): axs[0, k].set_title(title)
+        if not hasattr(ys[0], 'show'):       # labels: a title each
+            for x, y, z, ax in zip(xs, ys, zs, _square_grid(len(xs), imgsize, figsize)): x.show(ax=ax, title=f'{y}/{z}', **kwargs)
+        else:                                # targets drawn over their images: a row each
+            _, axs = plt.subplots(len(xs), 3, figsize=figsize or (imgsize*3, imgsize*len(xs)), squeeze=False)
             for x, y, z, row in zip(xs, ys, zs, axs):
-                x.show(ax=row[0], **kwargs); x.show(ax=row[1], y=y, **kwargs); x.show(ax=row[2], y=z, **kwargs)
-                for ax, title in zip(row, ('Input', 'Target', 'Prediction')): ax.set_title(title)
-        else:
-            rows = math.ceil(math.sqrt(n)); cols = math.ceil(n/rows)
-            _, axs = plt.subplots(rows, cols, figsize=figsize or (imgsize*cols, imgsize*rows), squeeze=False)
-            for x, y, z, ax in zip(xs, ys, zs, axs.flatten()): x.show(ax=ax, title=f'{y}/{z}', **kwargs)
-            for ax in axs.flatten()[n:]: ax.axis('off')
+                for ax, t, title in zip(row, (None, y, z), ('Input', 'Target', 'Prediction')): x.show(ax=ax, y=t, title=title, **kwargs)
         plt.tight_layout()
+
+def _square_grid(n:int, imgsize:int, figsize=None) -> list:
+    "The axes of a square grid of plots for `n` images (those beyond `n` hidden)."
+    rows = math.ceil(math.sqrt(n)); cols = math.ceil(n/rows)
+    _, axs = plt.subplots(rows, cols, figsize=figsize or (imgsize*cols, imgsize*rows), squeeze=False)
+    for ax in axs.flatten()[n:]: ax.axis('off')
+    return list(axs.flatten()[:n])
 
 ImageItemList = ImageFileList = ImageList       # the course's older names
 
