@@ -136,6 +136,7 @@ def _size2(size) -> tuple:
 _PAD = {'reflection': 'reflect', 'zeros': 'constant', 'border': 'edge'}
 
 def _method(method) -> ResizeMethod:
+    "`method` as a `ResizeMethod` (it may be given by name)."
     return ResizeMethod[method.upper()] if isinstance(method, str) else method
 
 def resize_plan(img_size:tuple, size, method=ResizeMethod.CROP, crop_pct=(0.5, 0.5)) -> tuple:

@@ -16,7 +16,7 @@ import torch
 
 from ..data_block import LabelListBase
 from ..layers import CrossEntropyFlat, MSELossFlat
-from .image import Image, open_pil, pil2tensor, resize_pil, resize_plan
+from .image import Image, ResizeMethod, open_pil, pil2tensor, resize_pil, resize_plan
 from .data import ImageList
 
 # %% ../../nbs/45_vision_targets.ipynb #7da5ab02
@@ -154,7 +154,7 @@ class PointsLabelList(LabelListBase):
         if ((pts < -0.5) | (pts > torch.tensor([H - 0.5, W - 0.5]))).any():
             raise ValueError(f'Item {i} ({img_name}) has the point(s) {pts.tolist()} (row, column) outside its {W}x{H} image: '
                              'check the labelling function (rows first, then columns).')
-        if size is None: return _scale(pts, (H, W))
+        if size is None or resize_method in (ResizeMethod.NO, 'no'): return _scale(pts, (H, W))
         (nh, nw), (top, left) = resize_plan((H, W), size, resize_method, crop_pct)
         moved = (pts + 0.5)*torch.tensor([nh/H, nw/W]) - 0.5 - torch.tensor([float(top), float(left)])
         return _scale(moved, (size, size) if isinstance(size, int) else tuple(size))

@@ -207,8 +207,9 @@ class ImageBatchTransform:
         xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb
         if self.y_kind == 'image' and yb.dtype == torch.uint8: yb = yb.float().div_(255)
         if self.tfms:
-            xb, ym = apply_tfms(self.tfms, xb, yb if self.tfm_y else None, padding_mode=self.padding_mode, y_kind=self.y_kind or 'mask')
-            if self.tfm_y: yb = ym
+            moves = self.tfm_y and self.y_kind is not None         # labels (classes, numbers) have no geometry to move
+            xb, ym = apply_tfms(self.tfms, xb, yb if moves else None, padding_mode=self.padding_mode, y_kind=self.y_kind or 'mask')
+            if moves: yb = ym
         if self.y_kind == 'mask': yb = yb.long()          # masks travel as bytes, the loss wants integer codes
         return xb, yb
 
