@@ -35,6 +35,10 @@ LESSONS = {
                   ['71_movielens.ipynb']),
     'rossmann': ('Rossmann sales: feature engineering from several tables, then a log-target regression with exp_rmspe (lesson 6)',
                  ['72_rossmann_1_clean.ipynb', '73_rossmann_2_train.ipynb']),
+    'imdb': ('IMDB sentiment by ULMFiT: tokenize and numericalize, fine-tune an AWD-LSTM language model, then a classifier with gradual unfreezing (lesson 3)',
+             ['90_imdb.ipynb']),
+    'human-numbers': ('RNNs from scratch on human numbers: a loop of linear layers, state kept across batches, nn.RNN, a 2-layer GRU (lesson 7)',
+                      ['91_human_numbers.ipynb']),
 }
 
 # %% ../nbs/03_cli.ipynb #d7b76013

@@ -56,6 +56,11 @@ class DeviceDataLoader:
             if hasattr(t, 'decode'): b = t.decode(b)
         return b
 
+    def item_order(self):
+        "The dataset index of each item in the order this loader gives them, when its sampler reorders them (texts sorted by length), else `None`."
+        order = getattr(getattr(self.dl, 'sampler', None), 'order', None)
+        return None if order is None else np.asarray(order())
+
 # %% ../nbs/20_data.ipynb #87483e8a
 def _n_workers(ds, num_workers):
     "`num_workers`, or by default `defaults.cpus` for datasets that read files and 0 for tensors in memory."
@@ -210,7 +215,8 @@ class DataBunch:
         "A batch of one `(xb, yb)` made from `item` (encoded by the dataset when it knows how), on the device."
         ds, dl = self.train_ds, self.valid_dl or self.train_dl     # processed like a validation item: no augmentation
         x = ds.encode(item) if hasattr(ds, 'encode') else torch.as_tensor(item)
-        return dl.proc_batch((default_collate([x]), torch.zeros(1)))
+        collate = getattr(dl.dl, 'collate_fn', None) or default_collate      # texts are padded and stacked sequence-first
+        return dl.proc_batch((collate([(x, 0)])[0], torch.zeros(1)))
 
     def show_batch(self, rows=5, ds_type=DatasetType.Train, **kwargs):
         "Show `rows` examples of a batch: the dataset decides how (`show_xys`)."

@@ -254,9 +254,15 @@ class _LabelMixin:
         label_cls = label_cls or self._label_cls or _infer_label_cls(labels)
         if isinstance(label_cls, type) and issubclass(label_cls, ItemList): label_cls = label_cls._label_cls   # `label_cls=PointsItemList`
         if 'sep' in kwargs: kwargs['label_delim'] = kwargs.pop('sep')       # the course's older keyword
+        missing_ok = kwargs.pop('missing_ok', 'classes' in kwargs)    # classes given: other labels are missing (filter_missing_y)
         try: y = label_cls(labels, **kwargs)
         except UnknownLabel as e:
             classes = kwargs.get('classes')
+            if missing_ok and issubclass(label_cls, CategoryList):
+                miss = np.array([o not in set(classes) for o in labels], dtype=bool)
+                y = label_cls([classes[0] if m else o for o, m in zip(labels, miss)], **kwargs)
+                y.missing, y.first_missing = miss, (e.i, self.items[e.i], e.label)
+                return LabelList(self, y)
             raise ValueError(f'{step}: item {e.i} ({self.items[e.i]}) has the label {e.label!r}, which is not one of the classes '
                              f'{classes if classes is None or len(classes) < 20 else str(classes[:20])[:-1] + ", ...]"}. '
                              'A label seen only in the validation set has no output in the model: pass classes=, '
@@ -338,6 +344,7 @@ class ItemList(_SplitMixin, _LabelMixin):
     def __len__(self): return len(self.items)
     def get(self, i): return self.items[i]
     def __getitem__(self, i):
+        if isinstance(i, slice): i = np.arange(len(self))[i]
         if np.ndim(i) == 0: return self.get(int(i))
         return self.new(self.items[i], inner_df=None if self.inner_df is None else self.inner_df.iloc[np.arange(len(self))[i]])
     def __iter__(self): return (self.get(i) for i in range(len(self)))
@@ -481,6 +488,11 @@ class LabelList(_SplitMixin, Dataset):
         if show is None: raise TypeError(f'{type(self.x).__name__} does not know how to show results (it has no show_xyzs).')
         return show(xs, [self.y.decode(y) for y in ys], [self.y.decode(z) for z in zs], **kwargs)
 
+    def filter_missing_y(self):
+        "Drop the items whose label is not one of the `classes` given to `label_from_*` (e.g. imdb's `unsup` reviews)."
+        miss = getattr(self.y, 'missing', None)
+        return self if miss is None else self[~miss]
+
     def for_inference(self):
         "This dataset with its items prepared as for validation (no random crop): what `fix_dl` reads."
         return LabelList(self.x, self.y, self.tfms, self.tfm_kwargs, train=False)
@@ -516,10 +528,10 @@ class ItemLists:
         if not name.startswith('label_'): raise AttributeError(f'{type(self).__name__} has no attribute {name!r}')
         def _label(*args, **kwargs):
             tr = getattr(self.train, name)(*args, **kwargs)
-            kw = {**kwargs, **tr.y.state(), 'label_cls': type(tr.y)}
+            kw = {**kwargs, **tr.y.state(), 'label_cls': type(tr.y), 'missing_ok': 'classes' in kwargs}
             va = getattr(self.valid, name)(*args, **kw)
             return LabelLists(self.path, tr, va)
-        _label.__doc__ = getattr(ItemList, name).__doc__
+        _label.__doc__ = getattr(type(self.train), name).__doc__
         return _label
 
 # %% ../nbs/31_data_block.ipynb #1cc2ee9a
@@ -558,9 +570,20 @@ class LabelLists:
             if ds is not None: ds.tfms, ds.tfm_kwargs = listify(t), dict(size=size, tfm_y=tfm_y, **kwargs)
         return self
 
+    def filter_missing_y(self):
+        "Drop, from every set, the items whose label is not one of the `classes` given."
+        self.train, self.valid = self.train.filter_missing_y(), self.valid.filter_missing_y()
+        self.train.train = True
+        return self
+
     def databunch(self, path=None, bs:int=64, val_bs:int=None, num_workers:int=None, dl_tfms=None, device=None,
                   collate_fn=None, **kwargs):
         "The `DataBunch` of these sets (its class is the item list's, e.g. `ImageDataBunch` for images)."
+        for ds in self.lists:
+            if getattr(ds.y, 'missing', None) is not None and ds.y.missing.any():
+                i, x, label = ds.y.first_missing
+                raise ValueError(f'{int(ds.y.missing.sum())} items have a label that is not one of the classes given (the first: item {i}, '
+                                 f'{x}, label {label!r}): call .filter_missing_y() to drop them, or pass classes= with every label.')
         if self.test is not None and self.test.tfm_kwargs != self.valid.tfm_kwargs:
             self.test.tfm_kwargs, self.test.tfms = dict(self.valid.tfm_kwargs), list(self.valid.tfms)
         return self.train.x._bunch.create(self.train, self.valid, self.test, path=path or self.path, bs=bs, val_bs=val_bs,

@@ -167,8 +167,13 @@ class Learner:
             try: self('after_fit')
             finally: self._attach([])
 
+    def _reset_model(self):
+        "Stateful models (RNNs with a `reset()`) start each epoch, validation and prediction from a fresh hidden state."
+        if hasattr(self.model, 'reset'): self.model.reset()
+
     def _train_epoch(self):
         self.model.train(); self.training, self.dl = True, self.data.train_dl
+        self._reset_model()
         self('before_train')
         for self.iter, (self.xb, self.yb) in enumerate(self.dl): self._one_batch()
         self('after_train')
@@ -205,6 +210,7 @@ class Learner:
     def _validate(self, dl):
         "`[loss, *metrics]` over all of `dl` (weighted by batch size), or `None` if it is empty."
         self.model.eval(); self.training, self.dl = False, dl
+        self._reset_model()
         mets = [to_metric(m) for m in self.metrics]
         for m in mets: m.reset()
         total, count = 0., 0
@@ -229,6 +235,7 @@ def _get_preds(self, ds_type=DatasetType.Valid, with_loss:bool=False, n_batch:in
     "`[predictions, targets]` (plus per-item losses if `with_loss`) for the `ds_type` set, in dataset order."
     dl = self.data.dl(DatasetType.Fix if ds_type == DatasetType.Train else ds_type)
     activ = activ or _activation(self.loss_func)
+    self._reset_model()
     preds, targs, losses = [], [], []
     for i, (xb, yb) in enumerate(dl):
         if n_batch is not None and i >= n_batch: break
@@ -237,8 +244,9 @@ def _get_preds(self, ds_type=DatasetType.Valid, with_loss:bool=False, n_batch:in
         if with_loss:
             with torch.no_grad(): losses.append(_per_item_loss(self.loss_func, out, yb).cpu())
     if not preds: raise ValueError(f'The {DatasetType(ds_type).name} set is empty: there is nothing to predict.')
-    res = [torch.cat(preds), torch.cat(targs)]
-    return res + [torch.cat(losses)] if with_loss else res
+    res = [torch.cat(preds), torch.cat(targs)] + ([torch.cat(losses)] if with_loss else [])
+    order = dl.item_order() if n_batch is None else None     # a loader that sorts (texts by length): back to dataset order
+    return [t[torch.from_numpy(np.argsort(order))] for t in res] if order is not None else res
 
 def _validate_public(self, dl=None, callbacks=None, metrics=None):
     "`[valid_loss, *metrics]` on the validation set (or on `dl`)."

@@ -49,7 +49,7 @@ class MixedPrecision(Callback):
     def after_loss(self):
         if not self.active: return
         self._leave()
-        if self.learn.training: self.learn.loss_grad = self.scaler.scale(self.learn.loss)
+        if self.learn.training: self.learn.loss_grad = self.scaler.scale(self.learn.loss_grad)   # with what earlier callbacks added (AR/TAR)
 
     def after_backward(self):
         if not self.active or not self.scaler.is_enabled(): return
