@@ -104,7 +104,7 @@ class TextList(ItemList):
         return self.reconstruct(self.item_ids(i))
     def reconstruct(self, t) -> Text:
         "The text whose ids are `t` (padding dropped)."
-        t = t[t != self.vocab.stoi[PAD]] if self.vocab.stoi[PAD] else t
+        t = t[t != self.vocab.stoi[PAD]]
         return Text(t, self.vocab.textify(t))
 
     def __getitem__(self, i):

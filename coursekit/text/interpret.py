@@ -15,13 +15,12 @@ import torch
 
 from ..interpret import ClassificationInterpretation
 from .data import Text
-from .models import MultiBatchEncoder
+from .learner import _encoder
 
 # %% ../../nbs/84_text_interpret.ipynb #adfefdfa
 def _awd_lstm(model):
     "The AWD-LSTM inside the classifier `model` (`SequentialRNN(MultiBatchEncoder(AWD_LSTM), head)`), or an error."
-    enc = model[0] if isinstance(model, torch.nn.Sequential) and len(model) else model
-    enc = enc.module if isinstance(enc, MultiBatchEncoder) else enc
+    enc = _encoder(model) if isinstance(model, torch.nn.Sequential) and len(model) else model
     if not hasattr(enc, 'encoder_dp'):
         raise TypeError(f'intrinsic_attention needs an AWD-LSTM text classifier (text_classifier_learner); this model starts '
                         f'with a {type(enc).__name__}.')
